@@ -1,0 +1,1 @@
+"""Analyses of the label embeddings: probe, correlations, PCA, disagreements, editing."""

@@ -1,0 +1,1 @@
+"""Datasets, label tables, the decoded image cache and splits."""

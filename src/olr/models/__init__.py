@@ -1,0 +1,1 @@
+"""Model definitions: teacher classifier, Siamese embedding model, decoder."""
