@@ -1,7 +1,8 @@
 """Command-line interface: ``olr run``, ``demo``, ``prepare``, ``embed``, ``evaluate``, ``ablate``,
 ``report`` and ``edit``.
 
-Example: ``olr run --dataset celeba --data-root data/celeba --image-size 64 --preset cpu --out runs/a``
+Example:
+    olr run --dataset celeba --data-root data/celeba --image-size 64 --preset cpu --out runs/a
 """
 
 from __future__ import annotations
@@ -188,6 +189,9 @@ def setup_logging(verbose: bool, log_file: Path | None = None) -> None:
     logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*GPU available but not used.*")
+    # The frozen teacher inside the Siamese module is in eval mode on purpose.
+    warnings.filterwarnings("ignore", r".*module\(s\) in eval mode.*")
+    warnings.filterwarnings("ignore", ".*LeafSpec.*")
 
 
 def overrides_from(args: argparse.Namespace) -> dict:

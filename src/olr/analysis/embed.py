@@ -71,7 +71,7 @@ def embed_images(
     for start in range(0, len(images), batch_size):
         chunk = images[start : start + batch_size]
         if isinstance(chunk, np.ndarray):
-            chunk = torch.from_numpy(np.ascontiguousarray(chunk))
+            chunk = torch.from_numpy(np.array(chunk, copy=True))
         outputs.append(model(to_float_images(chunk.to(device))).float().cpu())
     model.train(was_training)
     if not outputs:

@@ -1,1 +1,1 @@
-"""The staged ``olr run`` pipeline: each stage writes into the run folder and is skipped when done."""
+"""The staged ``olr run`` pipeline: each stage writes into the run folder, skipped when done."""

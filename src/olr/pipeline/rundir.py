@@ -114,7 +114,7 @@ class RunDir:
             if changed:
                 raise OlrError(
                     f"{self.root} holds a run with another config (keys differ: "
-                    f"{', '.join(changed[:8])}); use a new --out, or delete {self.root} to start over"
+                    f"{', '.join(changed[:8])}); use a new --out, or delete {self.root} to restart"
                 )
         info = {"command": command, "git_commit": git_commit(), "started": time.ctime()}
         write_yaml({**resolved, "run_info": info}, config_path)

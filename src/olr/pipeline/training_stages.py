@@ -252,7 +252,11 @@ def load_embedder(path: Path) -> SiameseEmbedder:
 
 
 def train_siamese(run: RunDir, stage: str, target: str, teacher) -> tuple[SiameseModule, dict]:
-    """Fit a Siamese model with ``target`` mode into ``<out>/<stage>``; return it and its metrics."""
+    """Fit a Siamese model with target mode ``target`` into ``<out>/<stage>``.
+
+    Returns:
+        The trained module and its metrics (empty on non-primary processes).
+    """
     config = run.config
     siamese = config.siamese
     stage_dir = run.stage_dir(stage)

@@ -1,9 +1,9 @@
-"""Random rectangular occlusion of a whole batch at once, on the batch's device.
+"""Random rectangular occlusion of a whole batch at once, on the device of the batch.
 
-Karatsiolis and Kamilaris (ICPRAM 2021), step 2: each training image is covered by one rectangle whose
-height and width are drawn independently and uniformly between 0.33 and 0.66 of the image height and
-width, placed at a random position fully inside the image. Occluding softens the teacher's
-over-confident probabilities, so the joint targets carry how labels interact.
+Karatsiolis and Kamilaris (ICPRAM 2021), step 2: each training image is covered by one
+rectangle whose height and width are drawn independently and uniformly between 0.33 and 0.66 of
+the image height and width, placed at a random position fully inside the image. Occluding softens
+the teacher's over-confident probabilities, so the joint targets carry how labels interact.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ def sample_rectangles(
     """
     if not 0.0 < min_fraction <= max_fraction <= 1.0:
         raise OlrError(
-            f"occlusion fractions must satisfy 0 < min <= max <= 1, got {min_fraction}, {max_fraction}"
+            "occlusion fractions must satisfy 0 < min <= max <= 1, "
+            f"got {min_fraction}, {max_fraction}"
         )
     u = torch.rand(batch_size, 4, generator=generator, device=device)
     span = max_fraction - min_fraction

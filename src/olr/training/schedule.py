@@ -6,7 +6,7 @@ import torch
 
 
 def adam_with_warmup(parameters, lr: float, weight_decay: float, warmup_steps: int) -> dict:
-    """Return a Lightning ``configure_optimizers`` dict: Adam, linear warm-up over ``warmup_steps``."""
+    """Return a ``configure_optimizers`` dict: Adam with a linear warm-up over ``warmup_steps``."""
     optimizer = torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay)
     if warmup_steps <= 0:
         return {"optimizer": optimizer}

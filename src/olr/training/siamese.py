@@ -63,7 +63,7 @@ class SiameseModule(pl.LightningModule):
         self._epoch_zero_fraction: list[float] = []
 
     def train(self, mode: bool = True):
-        """Switch to training mode but keep the frozen teacher in eval mode (batch norm, dropout)."""
+        """Switch to training mode but keep the frozen teacher in eval mode."""
         super().train(mode)
         if self.teacher is not None:
             self.teacher.eval()

@@ -24,7 +24,7 @@ def build_trainer(
     mode: str,
     grad_clip: float | None = None,
 ) -> tuple[pl.Trainer, ModelCheckpoint]:
-    """Return a Trainer that checkpoints the best ``monitor`` value and ``last.ckpt`` in ``stage_dir``.
+    """Return a Trainer keeping the best ``monitor`` checkpoint and ``last.ckpt`` in ``stage_dir``.
 
     Args:
         config: accelerator, devices, nodes, strategy and precision.

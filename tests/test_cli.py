@@ -1,0 +1,128 @@
+"""End-to-end tests of the real ``olr`` command on tiny synthetic data."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+from safetensors.numpy import load_file
+
+from olr.cli import build_parser, main
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "smoke"
+    status = main(["run", "--preset", "smoke", "--out", str(out), "--seed", "1"])
+    assert status == 0
+    return out
+
+
+def test_run_writes_required_metrics(smoke_run):
+    metrics = json.loads((smoke_run / "metrics.json").read_text())
+    for path in (
+        ("data", "num_labels"), ("data", "num_train"), ("data", "num_test"),
+        ("classifier", "test", "mean_accuracy"), ("probe", "test", "mean_accuracy"),
+        ("baseline", "majority", "test", "mean_accuracy"),
+        ("untrained_probe", "test", "mean_accuracy"),
+    ):
+        value = metrics
+        for key in path:
+            value = value[key]
+        assert value is not None, path
+    for key in ("classifier", "probe", "baseline"):
+        accuracy = metrics[key]["test"] if key != "baseline" else metrics[key]["majority"]["test"]
+        assert 0.0 <= accuracy["mean_accuracy"] <= 1.0
+    names = metrics["data"]["label_names"]
+    assert set(metrics["classifier"]["test"]["per_label"]) == set(names)
+    assert set(metrics["probe"]["test"]["per_label"]) == set(names)
+    assert metrics["data"]["num_train"] + metrics["data"]["num_val"] + metrics["data"][
+        "num_test"
+    ] == metrics["data"]["num_images"]
+
+
+def test_run_writes_embeddings_numpy_can_read(smoke_run):
+    metrics = json.loads((smoke_run / "metrics.json").read_text())
+    tensors = load_file(str(smoke_run / "embeddings" / "test.safetensors"))
+    num_labels = metrics["data"]["num_labels"]
+    assert tensors["embeddings"].shape == (metrics["data"]["num_test"], num_labels, 8)
+    assert tensors["embeddings"].dtype == np.float32
+    assert tensors["labels"].shape == (metrics["data"]["num_test"], num_labels)
+
+
+def test_run_writes_report_and_figures(smoke_run):
+    html = (smoke_run / "report.html").read_text()
+    assert "data:image/png;base64" in html
+    for name in ("correlation.png", "per_label_accuracy.png", "reconstruction.png"):
+        assert (smoke_run / "figures" / name).stat().st_size > 1000
+    assert (smoke_run / "config.yaml").exists()
+    assert (smoke_run / "log.txt").read_text().count("stage") > 5
+
+
+def test_rerun_skips_finished_stages(smoke_run, capsys):
+    before = (smoke_run / "metrics.json").read_text()
+    assert main(["run", "--preset", "smoke", "--out", str(smoke_run), "--seed", "1"]) == 0
+    log = (smoke_run / "log.txt").read_text()
+    assert "stage classifier already done, skipped" in log
+    assert json.loads(before)["probe"] == json.loads((smoke_run / "metrics.json").read_text())[
+        "probe"
+    ]
+
+
+def test_rerun_with_other_config_is_rejected(smoke_run, capsys):
+    status = main(["run", "--preset", "smoke", "--out", str(smoke_run), "--seed", "2"])
+    assert status == 2
+    assert "another config" in capsys.readouterr().err
+
+
+def test_edit_writes_side_by_side_png(smoke_run, tmp_path):
+    cache_ids = json.loads((smoke_run / "cache" / "meta.json").read_text())["ids"]
+    out = tmp_path / "edited.png"
+    status = main([
+        "edit", "--run", str(smoke_run), "--image", cache_ids[0], "--add", "Eyeglasses",
+        "--remove", "Smiling", "--scale", "1.5", "--out", str(out),
+    ])
+    assert status == 0
+    with Image.open(out) as image:
+        assert image.width > image.height
+
+
+def test_edit_unknown_label_is_an_error(smoke_run, tmp_path, capsys):
+    status = main([
+        "edit", "--run", str(smoke_run), "--image", "nope", "--add", "Wings",
+        "--out", str(tmp_path / "x.png"),
+    ])
+    assert status == 2
+    assert "Wings" in capsys.readouterr().err
+
+
+def test_embed_command_writes_split(smoke_run, tmp_path):
+    out = tmp_path / "test.safetensors"
+    assert main(["embed", "--run", str(smoke_run), "--split", "test", "--out", str(out)]) == 0
+    assert load_file(str(out))["embeddings"].ndim == 3
+
+
+def test_report_on_missing_run_is_an_error(tmp_path, capsys):
+    assert main(["report", "--run", str(tmp_path / "none")]) == 2
+    assert "metrics.json" in capsys.readouterr().err
+
+
+def test_celeba_without_data_root_is_an_error(tmp_path, capsys):
+    assert main(["run", "--dataset", "celeba", "--out", str(tmp_path / "r")]) == 2
+    assert "--data-root" in capsys.readouterr().err
+
+
+def test_help_lists_commands():
+    text = build_parser().format_help()
+    for command in ("run", "demo", "prepare", "embed", "evaluate", "ablate", "report", "edit"):
+        assert command in text
+
+
+def test_console_script_runs_help():
+    result = subprocess.run(
+        [sys.executable, "-m", "olr.cli", "run", "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    assert "--on-bad-image" in result.stdout
