@@ -140,8 +140,8 @@ def test_unknown_layout_lists_candidates(tmp_path):
         find_celeba_layout(tmp_path)
     message = str(error.value)
     assert str(tmp_path) in message
-    for wanted in ("img_align_celeba/", "Anno/list_attr_celeba.txt", "list_attr_celeba.csv"):
-        assert wanted in message
+    for expected_text in ("img_align_celeba/", "Anno/list_attr_celeba.txt", "list_attr_celeba.csv"):
+        assert expected_text in message
 
 
 def test_missing_root_raises(tmp_path):

@@ -23,8 +23,11 @@ def smoke_run(tmp_path_factory):
 def test_run_writes_required_metrics(smoke_run):
     metrics = json.loads((smoke_run / "metrics.json").read_text())
     for path in (
-        ("data", "num_labels"), ("data", "num_train"), ("data", "num_test"),
-        ("classifier", "test", "mean_accuracy"), ("probe", "test", "mean_accuracy"),
+        ("data", "num_labels"),
+        ("data", "num_train"),
+        ("data", "num_test"),
+        ("classifier", "test", "mean_accuracy"),
+        ("probe", "test", "mean_accuracy"),
         ("baseline", "majority", "test", "mean_accuracy"),
         ("untrained_probe", "test", "mean_accuracy"),
     ):
@@ -38,9 +41,10 @@ def test_run_writes_required_metrics(smoke_run):
     names = metrics["data"]["label_names"]
     assert set(metrics["classifier"]["test"]["per_label"]) == set(names)
     assert set(metrics["probe"]["test"]["per_label"]) == set(names)
-    assert metrics["data"]["num_train"] + metrics["data"]["num_val"] + metrics["data"][
-        "num_test"
-    ] == metrics["data"]["num_images"]
+    assert (
+        metrics["data"]["num_train"] + metrics["data"]["num_val"] + metrics["data"]["num_test"]
+        == metrics["data"]["num_images"]
+    )
 
 
 def test_run_writes_embeddings_numpy_can_read(smoke_run):
@@ -66,9 +70,9 @@ def test_rerun_skips_finished_stages(smoke_run, capsys):
     assert main(["run", "--preset", "smoke", "--out", str(smoke_run), "--seed", "1"]) == 0
     log = (smoke_run / "log.txt").read_text()
     assert "stage classifier already done, skipped" in log
-    assert json.loads(before)["probe"] == json.loads((smoke_run / "metrics.json").read_text())[
-        "probe"
-    ]
+    assert (
+        json.loads(before)["probe"] == json.loads((smoke_run / "metrics.json").read_text())["probe"]
+    )
 
 
 def test_rerun_with_other_config_is_rejected(smoke_run, capsys):
@@ -80,20 +84,42 @@ def test_rerun_with_other_config_is_rejected(smoke_run, capsys):
 def test_edit_writes_side_by_side_png(smoke_run, tmp_path):
     cache_ids = json.loads((smoke_run / "cache" / "meta.json").read_text())["ids"]
     out = tmp_path / "edited.png"
-    status = main([
-        "edit", "--run", str(smoke_run), "--image", cache_ids[0], "--add", "Eyeglasses",
-        "--remove", "Smiling", "--scale", "1.5", "--out", str(out),
-    ])
+    status = main(
+        [
+            "edit",
+            "--run",
+            str(smoke_run),
+            "--image",
+            cache_ids[0],
+            "--add",
+            "Eyeglasses",
+            "--remove",
+            "Smiling",
+            "--scale",
+            "1.5",
+            "--out",
+            str(out),
+        ]
+    )
     assert status == 0
     with Image.open(out) as image:
         assert image.width > image.height
 
 
 def test_edit_unknown_label_is_an_error(smoke_run, tmp_path, capsys):
-    status = main([
-        "edit", "--run", str(smoke_run), "--image", "nope", "--add", "Wings",
-        "--out", str(tmp_path / "x.png"),
-    ])
+    status = main(
+        [
+            "edit",
+            "--run",
+            str(smoke_run),
+            "--image",
+            "nope",
+            "--add",
+            "Wings",
+            "--out",
+            str(tmp_path / "x.png"),
+        ]
+    )
     assert status == 2
     assert "Wings" in capsys.readouterr().err
 

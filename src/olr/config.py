@@ -81,6 +81,7 @@ class OptimConfig:
         warmup_steps: linear learning-rate warm-up, which keeps the first large gradients from
             pushing the label layer into the all-zero state.
         grad_clip: gradient-norm clip; 0 disables it.
+        cosine: decay the learning rate along a half cosine to 5% of its peak by the last step.
     """
 
     epochs: int = 5
@@ -89,6 +90,7 @@ class OptimConfig:
     weight_decay: float = 0.0
     warmup_steps: int = 0
     grad_clip: float = 0.0
+    cosine: bool = True
 
 
 @dataclass

@@ -14,7 +14,11 @@ import logging
 import multiprocessing
 import os
 import time
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -153,11 +157,11 @@ def _check_consistent(cache: ImageCache) -> None:
         expected["groups.npy"] = (cache.groups.shape, (count,))
     if cache.partition is not None:
         expected["partition.npy"] = (cache.partition.shape, (count,))
-    for name, (shape, wanted) in expected.items():
-        if tuple(shape) != wanted:
+    for name, (shape, expected_shape) in expected.items():
+        if tuple(shape) != expected_shape:
             raise DataError(
-                f"image cache {cache.root}: {name} has shape {tuple(shape)}, expected {wanted} "
-                f"from meta.json; {PREPARE_HINT} again"
+                f"image cache {cache.root}: {name} has shape {tuple(shape)}, expected "
+                f"{expected_shape} from meta.json; {PREPARE_HINT} again"
             )
     if cache.meta["num_images"] != count:
         raise DataError(f"image cache {cache.root}: meta.json num_images disagrees with its ids")
@@ -181,7 +185,7 @@ def prepare_cache(
         cache_dir: output directory, created if needed; an existing cache there is replaced.
         image_size: side S of the cached images in pixels.
         on_bad_image: ``"error"`` raises one DataError listing every missing, unreadable or
-            truncated file and writes no cache; ``"skip"`` drops those images and records
+            truncated file and writes no cache. ``"skip"`` drops those images and records
             them in ``meta.json`` under ``"skipped"``.
         num_workers: decoding processes; 0 decodes in the calling process.
 
@@ -225,6 +229,8 @@ def _check_source(source: ImageSource, image_size: int, num_workers: int) -> Non
             f"dataset {source.name!r}: labels have shape {source.labels.shape}, expected "
             f"({count}, {len(source.label_names)})"
         )
+    if source.labels.min() < 0 or source.labels.max() > 1:
+        raise OlrError(f"dataset {source.name!r}: labels must be 0 or 1")
     if image_size <= 0:
         raise OlrError(f"image_size must be a positive number of pixels, got {image_size}")
     if num_workers < 0:
@@ -278,11 +284,29 @@ def _decoded_chunks(source: ImageSource, image_size: int, num_workers: int):
     if num_workers == 0:
         yield from map(_decode_chunk, tasks)
         return
+    workers = min(num_workers, len(tasks))
     # spawn, not fork: forking a process that already runs torch threads can deadlock.
+    # ProcessPoolExecutor raises BrokenProcessPool when a worker dies (for example when it
+    # is killed for memory), where multiprocessing.Pool would wait forever.
     context = multiprocessing.get_context("spawn")
-    with context.Pool(min(num_workers, len(tasks))) as pool:
-        # imap keeps task order, which the packing of good images relies on.
-        yield from pool.imap(_decode_chunk, tasks)
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        # At most two chunks per worker are in flight, so decoded chunks cannot pile up in
+        # memory when writing is slower than decoding. Results are taken in task order,
+        # which the packing of good images relies on.
+        remaining = iter(tasks)
+        pending = deque(pool.submit(_decode_chunk, task) for task in islice(remaining, 2 * workers))
+        while pending:
+            try:
+                result = pending.popleft().result()
+            except BrokenProcessPool as error:
+                raise OlrError(
+                    "an image decoding worker process died (killed for memory, or the main "
+                    "script could not be imported in a spawned process); retry with fewer "
+                    "workers or num_workers=0"
+                ) from error
+            for task in islice(remaining, 1):
+                pending.append(pool.submit(_decode_chunk, task))
+            yield result
 
 
 def _decode_chunk(task: tuple[int, list[str], int, str]):

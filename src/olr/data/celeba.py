@@ -113,7 +113,9 @@ def handle_problems(problems: list[str], on_bad: str, source: Path) -> None:
     logger.warning("skipping %d invalid row(s) of %s", len(problems), source)
 
 
-def parse_label_values(values: Sequence[str], names: Sequence[str], where: str):
+def parse_label_values(
+    values: Sequence[str], names: Sequence[str], where: str
+) -> tuple[list[int] | None, str | None]:
     """Convert one row of -1/0/1 label strings to 0/1 integers.
 
     Args:
@@ -258,7 +260,17 @@ def _read_attribute_csv(path: Path) -> tuple[list[str], list[tuple[str, list[str
 
 
 def read_csv_rows(path: Path) -> tuple[list[str], list[tuple[str, list[str]]]]:
-    """Read a CSV file into its stripped header and ``("path:line", fields)`` rows."""
+    """Read a CSV file, skipping blank rows and stripping spaces around every field.
+
+    Args:
+        path: the CSV file (UTF-8, optionally with a byte order mark).
+
+    Returns:
+        ``(header, rows)``: the header fields and, per data row, ``("path:line", fields)``.
+
+    Raises:
+        DataError: when the file is not valid UTF-8 or not parseable as CSV.
+    """
     try:
         with open(path, encoding="utf-8-sig", newline="") as handle:
             reader = csv.reader(handle)
@@ -352,14 +364,16 @@ def read_partition(path: Path) -> dict[str, int]:
     return _read_id_table(path, "partition", allowed=(0, 1, 2))
 
 
-def _read_id_table(path: Path, what: str, allowed: tuple[int, ...] | None) -> dict[str, int]:
+def _read_id_table(path: Path, value_name: str, allowed: tuple[int, ...] | None) -> dict[str, int]:
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{what} file {path} not found")
+        raise DataError(f"{value_name} file {path} not found")
     if path.suffix.lower() == ".csv":
         header, rows = read_csv_rows(path)
         if len(header) != 2 or header[0] != "image_id":
-            raise DataError(f"{path}:1: expected the header 'image_id,<{what}>', got {header!r}")
+            raise DataError(
+                f"{path}:1: expected the header 'image_id,<{value_name}>', got {header!r}"
+            )
     else:
         rows = [
             (f"{path}:{number}", line.split()) for number, line in _numbered(_read_lines(path), 1)
@@ -367,7 +381,7 @@ def _read_id_table(path: Path, what: str, allowed: tuple[int, ...] | None) -> di
     table: dict[str, int] = {}
     problems: list[str] = []
     for where, fields in rows:
-        problem = _id_row_problem(fields, table, what, allowed, where)
+        problem = _id_row_problem(fields, table, value_name, allowed, where)
         if problem:
             problems.append(problem)
         else:
@@ -377,17 +391,17 @@ def _read_id_table(path: Path, what: str, allowed: tuple[int, ...] | None) -> di
     return table
 
 
-def _id_row_problem(fields, table, what, allowed, where) -> str | None:
+def _id_row_problem(fields, table, value_name, allowed, where) -> str | None:
     if len(fields) != 2:
-        return f"{where}: expected 2 columns (file name and {what}), found {len(fields)}"
+        return f"{where}: expected 2 columns (file name and {value_name}), found {len(fields)}"
     if fields[0] in table:
         return f"{where}: duplicate image id {fields[0]}"
     try:
         value = int(fields[1])
     except ValueError:
-        return f"{where}: {what} {fields[1]!r} is not an integer"
+        return f"{where}: {value_name} {fields[1]!r} is not an integer"
     if allowed is not None and value not in allowed:
-        return f"{where}: {what} {value} is not one of {', '.join(map(str, allowed))}"
+        return f"{where}: {value_name} {value} is not one of {', '.join(map(str, allowed))}"
     return None
 
 
@@ -445,7 +459,7 @@ def load_celeba(
     Returns:
         An ImageSource with crop ``"celeba_square"``, name ``"celeba"``, groups from the
         identity file and the partition when those files exist. Paths of images missing on
-        disk are kept, so the cache reports them. ``extra`` holds ``layout`` and ``problems``
+        disk are kept, so the cache reports them. ``extra`` contains ``layout`` and ``problems``
         (the messages of the skipped rows).
 
     Raises:

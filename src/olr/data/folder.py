@@ -20,9 +20,9 @@ GROUP_COLUMN = "group"
 def load_folder(root: Path, csv_path: Path | None = None, on_bad: str = "error") -> ImageSource:
     """Describe an image folder and its label CSV as an ImageSource, without decoding images.
 
-    The CSV has a ``filename`` column (a path relative to the image directory), one column per
-    label with 0/1 or -1/1 values, and an optional ``group`` column (for example a person id)
-    that keeps all images of a group on one side of a split.
+    The CSV has a ``filename`` column (a path relative to the image directory) and one column
+    per label with 0/1 or -1/1 values. An optional ``group`` column (for example a person id)
+    lets splits keep all images of a group on one side.
 
     Args:
         root: the dataset directory; images are read from ``root/images/`` when that exists,

@@ -116,7 +116,7 @@ def write_synthetic_cache(
         flip_rate: per-label flip probability.
 
     Returns:
-        The opened cache; ``truth`` holds ``intensities``, ``flipped``, ``clean_labels`` and
+        The opened cache; ``truth`` contains ``intensities``, ``flipped``, ``clean_labels`` and
         ``true_correlation``, and ids are ``synthetic_000000`` onwards.
     """
     data = generate_synthetic(num_images, image_size, seed, flip_rate)
@@ -140,9 +140,13 @@ def _cached_correlation() -> np.ndarray:
 
 
 def true_label_correlation() -> np.ndarray:
-    """Estimate the (L, L) correlation of the clean labels from 200,000 draws of the label model.
+    """Estimate the correlation of the clean labels from 200,000 draws of the label model.
 
     The draws use a fixed seed, so the estimate is the same in every call and process.
+
+    Returns:
+        (L, L) float64 Pearson correlation matrix, rows and columns in ``SYNTHETIC_LABELS``
+        order.
     """
     return _cached_correlation().copy()
 

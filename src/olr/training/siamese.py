@@ -144,4 +144,6 @@ class SiameseModule(pl.LightningModule):
             self.optim.lr,
             self.optim.weight_decay,
             self.optim.warmup_steps,
+            total_steps=int(self.trainer.estimated_stepping_batches),
+            cosine=self.optim.cosine,
         )

@@ -47,5 +47,10 @@ class TeacherModule(pl.LightningModule):
 
     def configure_optimizers(self):
         return adam_with_warmup(
-            self.parameters(), self.optim.lr, self.optim.weight_decay, self.optim.warmup_steps
+            self.parameters(),
+            self.optim.lr,
+            self.optim.weight_decay,
+            self.optim.warmup_steps,
+            total_steps=int(self.trainer.estimated_stepping_batches),
+            cosine=self.optim.cosine,
         )
