@@ -1,6 +1,5 @@
 """Tests of the run folder: metrics merging, markers and config checks."""
 
-import json
 import math
 
 import numpy as np
