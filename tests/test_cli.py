@@ -152,3 +152,57 @@ def test_console_script_runs_help():
     )
     assert result.returncode == 0
     assert "--on-bad-image" in result.stdout
+
+
+def test_ablate_reuses_teacher_run(smoke_run, tmp_path):
+    out = tmp_path / "ablation"
+    status = main(
+        [
+            "ablate",
+            "--preset",
+            "smoke",
+            "--seed",
+            "1",
+            "--out",
+            str(out),
+            "--teacher-run",
+            str(smoke_run),
+            "--modes",
+            "occlusion,hard",
+        ]
+    )
+    assert status == 0
+    ablation = json.loads((out / "metrics.json").read_text())["ablation"]
+    assert set(ablation) == {"occlusion", "hard"}
+    for values in ablation.values():
+        assert 0.0 <= values["probe_accuracy"] <= 1.0
+        assert "correlation_fidelity" in values
+        assert "pca_auc" in values
+    assert (out / "classifier").resolve() == (smoke_run / "classifier").resolve()
+    assert "Ablation" in (out / "report.html").read_text()
+
+
+def test_ablate_rejects_unknown_mode(tmp_path, capsys):
+    status = main(["ablate", "--preset", "smoke", "--out", str(tmp_path / "a"), "--modes", "soft"])
+    assert status == 2
+    assert "soft" in capsys.readouterr().err
+
+
+def test_ablate_rejects_teacher_run_with_other_seed(smoke_run, tmp_path, capsys):
+    status = main(
+        [
+            "ablate",
+            "--preset",
+            "smoke",
+            "--seed",
+            "5",
+            "--out",
+            str(tmp_path / "a"),
+            "--teacher-run",
+            str(smoke_run),
+            "--modes",
+            "hard",
+        ]
+    )
+    assert status == 2
+    assert "seed" in capsys.readouterr().err

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+from torchmetrics.functional import auroc, spearman_corrcoef
 
 from olr.data.cache import ImageCache
 from olr.data.synthetic import (
+    GEOMETRY_COLUMNS,
     LABEL_INDEX,
+    MEASURABLE_LABELS,
     SYNTHETIC_LABELS,
     generate_synthetic,
+    measure_attributes,
+    render_faces,
+    render_faces_with_geometry,
     sample_attributes,
     write_synthetic_cache,
 )
-from olr.errors import OlrError
+from olr.errors import DataError, OlrError
 
 HAIR = ["Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair"]
 
@@ -153,7 +160,124 @@ def test_synthetic_cache_truth(tmp_path):
     assert reopened.meta["source"] == "synthetic"
     assert np.array_equal(cache.images, data.images)
     assert np.array_equal(reopened.labels, data.labels)
-    assert sorted(reopened.truth) == ["clean_labels", "flipped", "intensities", "true_correlation"]
+    assert sorted(reopened.truth) == [
+        "clean_labels",
+        "flipped",
+        "geometry",
+        "intensities",
+        "true_correlation",
+    ]
     assert np.array_equal(reopened.truth["flipped"], data.flipped)
+    assert np.array_equal(reopened.truth["geometry"], data.geometry)
     assert np.array_equal(reopened.truth["intensities"], data.intensities)
     assert reopened.ids[0] == "synthetic_000000"
+
+
+def test_geometry_shape_and_range():
+    data = generate_synthetic(200, 16, seed=7)
+    assert data.geometry.shape == (200, len(GEOMETRY_COLUMNS))
+    assert data.geometry.dtype == np.float32
+    center_x, center_y, scale, width = data.geometry.T
+    assert np.abs(center_x).max() <= 0.06 + 1e-6
+    assert center_y.min() >= 0.02 - 1e-6
+    assert center_y.max() <= 0.12 + 1e-6
+    assert scale.min() >= 0.85 - 1e-6
+    assert scale.max() <= 1.0 + 1e-6
+    chubby = data.intensities[:, LABEL_INDEX["Chubby"]]
+    assert np.allclose(width, 0.47 + 0.13 * chubby)
+    # The placement does not depend on the image size.
+    assert np.array_equal(generate_synthetic(200, 40, seed=7).geometry, data.geometry)
+
+
+def test_render_with_geometry_same_images():
+    intensities, latents = sample_attributes(6, np.random.default_rng(1))
+    images = render_faces(intensities, latents, 24, np.random.default_rng(2))
+    again, geometry = render_faces_with_geometry(intensities, latents, 24, np.random.default_rng(2))
+    assert np.array_equal(images, again)
+    assert geometry.shape == (6, len(GEOMETRY_COLUMNS))
+
+
+@pytest.fixture(scope="module")
+def measured():
+    """500 faces of 32 pixels with every measure."""
+    data = generate_synthetic(500, 32, seed=0)
+    return data, measure_attributes(data.images, data.geometry, list(MEASURABLE_LABELS))
+
+
+def test_mouth_measure_tracks_opening(measured):
+    data, values = measured
+    opening = torch.from_numpy(data.intensities[:, LABEL_INDEX["Mouth_Slightly_Open"]])
+    rho = spearman_corrcoef(torch.from_numpy(values["Mouth_Slightly_Open"]).float(), opening)
+    assert rho > 0.7
+
+
+def test_bangs_measure_tracks_fringe(measured):
+    data, values = measured
+    fringe = torch.from_numpy(data.intensities[:, LABEL_INDEX["Bangs"]])
+    assert spearman_corrcoef(torch.from_numpy(values["Bangs"]).float(), fringe) > 0.7
+
+
+@pytest.mark.parametrize("name", MEASURABLE_LABELS)
+def test_measure_separates_label(measured, name):
+    data, values = measured
+    clean = torch.from_numpy(data.clean_labels[:, LABEL_INDEX[name]]).long()
+    assert clean.sum() >= 10
+    assert auroc(torch.from_numpy(values[name]).float(), clean, task="binary") > 0.85
+
+
+def _same_face_with(name: str, low: float, high: float) -> tuple[np.ndarray, np.ndarray]:
+    """Draw one face twice, identical except for one label, and return images and geometry."""
+    intensities, latents = sample_attributes(1, np.random.default_rng(3))
+    intensities[:, [LABEL_INDEX["Wearing_Hat"], LABEL_INDEX["Bald"]]] = 0.0
+    pair = np.repeat(intensities, 2, axis=0)
+    latents = {key: np.repeat(value, 2) for key, value in latents.items()}
+    if name == "Blond_Hair":  # the drawn colour comes from the hair class, not the intensity
+        latents["hair_class"] = np.array([0, 1])
+    pair[:, LABEL_INDEX[name]] = [low, high]
+    images, geometry = [], []
+    for row in range(2):  # same rng state per face: same placement, colours and noise
+        one = {key: value[row : row + 1] for key, value in latents.items()}
+        image, place = render_faces_with_geometry(
+            pair[row : row + 1], one, 40, np.random.default_rng(9)
+        )
+        images.append(image)
+        geometry.append(place)
+    return np.concatenate(images), np.concatenate(geometry)
+
+
+@pytest.mark.parametrize("name", MEASURABLE_LABELS)
+def test_measure_higher_with_label(name):
+    images, geometry = _same_face_with(name, 0.0, 1.0)
+    values = measure_attributes(images, geometry, [name])[name]
+    assert values[1] > values[0] + 0.02
+
+
+def test_measure_with_offset_crop(measured):
+    data, values = measured
+    cropped = data.images[:, 2:-2, 2:-2]
+    names = list(MEASURABLE_LABELS)
+    same = measure_attributes(cropped, data.geometry, names, offset_pixels=2)
+    for name in names:
+        assert np.allclose(same[name], values[name], atol=1e-6)
+    # Read without the offset, the regions land in the wrong places.
+    shifted = measure_attributes(cropped, data.geometry, names)
+    assert not np.allclose(shifted["Mouth_Slightly_Open"], values["Mouth_Slightly_Open"])
+
+
+def test_measure_float_equals_uint8():
+    data = generate_synthetic(4, 24, seed=1)
+    as_uint8 = measure_attributes(data.images, data.geometry, ["Eyeglasses"])
+    as_float = measure_attributes(data.images / 255.0, data.geometry, ["Eyeglasses"])
+    assert np.allclose(as_uint8["Eyeglasses"], as_float["Eyeglasses"], atol=1e-6)
+
+
+def test_measure_bad_input_raises():
+    data = generate_synthetic(3, 16, seed=0)
+    with pytest.raises(OlrError, match="Smiling"):
+        measure_attributes(data.images, data.geometry, ["Smiling"])
+    with pytest.raises(DataError, match="geometry"):
+        measure_attributes(data.images, data.geometry[:2], ["Bangs"])
+    with pytest.raises(DataError, match=r"\[0, 1\]"):
+        measure_attributes(data.images * 2.0, data.geometry, ["Bangs"])
+    with pytest.raises(OlrError, match="offset_pixels"):
+        measure_attributes(data.images, data.geometry, ["Bangs"], offset_pixels=-1)

@@ -42,7 +42,8 @@ class DataConfig:
             drops them and reports the count.
         split: ``random``, ``person`` (no person in two splits, from identity_CelebA.txt) or
             ``official`` (list_eval_partition.txt).
-        test_fraction: share of all images held out for test; 0.05 as in the paper.
+        test_fraction: share of all images held out for test; 0.05 as in Karatsiolis and
+            Kamilaris (190,000 of about 200,000 CelebA images for training).
         val_fraction: share of the remaining images used for validation (checkpoint choice).
         synthetic_images: number of images the synthetic dataset draws.
         synthetic_flip_rate: probability that each synthetic label is flipped, to test whether the
@@ -164,7 +165,8 @@ class AnalysisConfig:
     """Analyses of the test embeddings.
 
     Attributes:
-        pca_label: the label whose vectors get the PCA figure; Mouth_Slightly_Open as in the paper.
+        pca_label: the label whose vectors get the PCA figure; Mouth_Slightly_Open, the label
+            Karatsiolis and Kamilaris analyse.
         pca_components: explained-variance ratios reported.
         pca_images: images shown along the first component.
         disagreement_examples: images in the disagreement figure.
@@ -183,7 +185,7 @@ class DecoderStage:
     Attributes:
         model: decoder widths.
         optim: RMSprop at 1e-4 by default.
-        alpha: weight of the SSIM term; 0.5 in the paper.
+        alpha: weight of the SSIM term; Karatsiolis and Kamilaris use 0.5.
         autoencoder: also train an autoencoder with the same bottleneck as a reference.
         enabled: train the decoder and run the edits at all.
     """

@@ -5,7 +5,9 @@ dark the glasses are) and is 1 exactly when its intensity is above ``LABEL_THRES
 intensities come from a small ancestral model with CelebA-like dependencies (beards only on men,
 lipstick mostly on women, gray hair and baldness with age, smiling opens the mouth). Faces are
 drawn with vectorised numpy masks in coordinates relative to the image side, so any image size
-works.
+works. Because the generator records where each face lies, ``measure_attributes`` can read some
+attributes back from the pixels (how dark the mouth is, how dark the lenses are), independently of
+any trained classifier.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from olr.data.cache import ImageCache, write_cache
-from olr.errors import OlrError
+from olr.errors import DataError, OlrError
 
 SYNTHETIC_LABELS = (
     "Smiling", "Mouth_Slightly_Open", "Eyeglasses", "Wearing_Hat", "No_Beard", "Mustache",
@@ -36,6 +38,8 @@ CORRELATION_SEED = 20210204
 LOGIT_NOISE = 1.5
 PIXEL_NOISE = 4.0  # standard deviation of the added pixel noise, on the 0..255 scale
 PIXELS_PER_CHUNK = 2**21  # images are drawn in chunks of about this many pixels
+# Per-image placement of the face, the columns of ``SyntheticData.geometry``.
+GEOMETRY_COLUMNS = ("center_x", "center_y", "scale", "face_width")
 
 
 @dataclass
@@ -50,6 +54,8 @@ class SyntheticData:
         flipped: (N, L) bool, True where the observed label was flipped.
         label_names: the L names, ``SYNTHETIC_LABELS``.
         true_correlation: (L, L) float64 correlation of the clean labels under the model.
+        geometry: (N, G) float32 face placement, columns ``GEOMETRY_COLUMNS``; see
+            :func:`face_geometry`.
     """
 
     images: np.ndarray
@@ -59,6 +65,7 @@ class SyntheticData:
     flipped: np.ndarray
     label_names: list[str]
     true_correlation: np.ndarray
+    geometry: np.ndarray
 
 
 def generate_synthetic(
@@ -90,7 +97,9 @@ def generate_synthetic(
     label_seed, draw_seed, flip_seed = np.random.SeedSequence(seed).spawn(3)
     intensities, latents = sample_attributes(num_images, np.random.default_rng(label_seed))
     clean = (intensities > LABEL_THRESHOLD).astype(np.uint8)
-    images = render_faces(intensities, latents, image_size, np.random.default_rng(draw_seed))
+    images, geometry = render_faces_with_geometry(
+        intensities, latents, image_size, np.random.default_rng(draw_seed)
+    )
     flipped = np.random.default_rng(flip_seed).random(clean.shape) < flip_rate
     return SyntheticData(
         images=images,
@@ -100,6 +109,7 @@ def generate_synthetic(
         flipped=flipped,
         label_names=list(SYNTHETIC_LABELS),
         true_correlation=true_label_correlation(),
+        geometry=geometry,
     )
 
 
@@ -116,8 +126,9 @@ def write_synthetic_cache(
         flip_rate: per-label flip probability.
 
     Returns:
-        The opened cache; ``truth`` contains ``intensities``, ``flipped``, ``clean_labels`` and
-        ``true_correlation``, and ids are ``synthetic_000000`` onwards.
+        The opened cache; ``truth`` contains ``intensities``, ``flipped``, ``clean_labels``,
+        ``true_correlation`` and ``geometry`` (N, G) float32 with columns ``GEOMETRY_COLUMNS``,
+        and ids are ``synthetic_000000`` onwards.
     """
     data = generate_synthetic(num_images, image_size, seed, flip_rate)
     truth = {
@@ -125,6 +136,7 @@ def write_synthetic_cache(
         "flipped": data.flipped,
         "clean_labels": data.clean_labels,
         "true_correlation": data.true_correlation,
+        "geometry": data.geometry,
     }
     ids = [f"synthetic_{index:06d}" for index in range(num_images)]
     return write_cache(
@@ -149,6 +161,26 @@ def true_label_correlation() -> np.ndarray:
         order.
     """
     return _cached_correlation().copy()
+
+
+def face_geometry(appearance: dict[str, np.ndarray], intensities: np.ndarray) -> np.ndarray:
+    """Collect the placement of each drawn face, which is what locating its features needs.
+
+    Image coordinates run from -1 (left or top edge) to 1 (right or bottom edge). A point at
+    face coordinates (u, v) is drawn at x = center_x + scale * u, y = center_y + scale * v.
+
+    Args:
+        appearance: the drawing parameters, with (N,) ``center_x``, ``center_y`` and ``scale``.
+        intensities: (N, L) label intensities, for the face width that Chubby sets.
+
+    Returns:
+        (N, 4) float32 with columns ``GEOMETRY_COLUMNS``: face centre x and y in image
+        coordinates, image-coordinate units per face unit, and half-width of the face in face
+        units.
+    """
+    columns = [appearance["center_x"], appearance["center_y"], appearance["scale"]]
+    columns.append(_face_width(intensities[:, LABEL_INDEX["Chubby"]]))
+    return np.stack(columns, axis=1).astype(np.float32)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -260,6 +292,28 @@ def render_faces(
     Returns:
         (N, S, S, 3) uint8 RGB images.
     """
+    return render_faces_with_geometry(intensities, latents, image_size, rng)[0]
+
+
+def render_faces_with_geometry(
+    intensities: np.ndarray, latents: dict, image_size: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Draw the faces as :func:`render_faces` does and also return where each face lies.
+
+    The same rng state gives the same placement, colours and noise whatever the intensities,
+    so two calls that differ only in one intensity draw the same face with that attribute
+    changed.
+
+    Args:
+        intensities: (N, L) float32 label intensities, columns in ``SYNTHETIC_LABELS`` order.
+        latents: ``hair_class`` and ``beard`` from :func:`sample_attributes`.
+        image_size: side S in pixels.
+        rng: source of the appearance jitter and pixel noise.
+
+    Returns:
+        ``(images, geometry)``: (N, S, S, 3) uint8 RGB images and (N, 4) float32 geometry with
+        columns ``GEOMETRY_COLUMNS`` (see :func:`face_geometry`).
+    """
     num = len(intensities)
     appearance = _sample_appearance(num, rng)
     appearance["hair_rgb"] = _hair_colours(latents["hair_class"], rng)
@@ -272,7 +326,7 @@ def render_faces(
         canvas = _draw_chunk(intensities[part], params, image_size)
         canvas += PIXEL_NOISE * rng.standard_normal(canvas.shape, dtype=np.float32)
         images[part] = np.clip(np.rint(canvas), 0, 255).astype(np.uint8).transpose(1, 2, 3, 0)
-    return images
+    return images, face_geometry(appearance, intensities)
 
 
 def _sample_appearance(num: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -317,6 +371,17 @@ class _Frame:
         u = (axis[None, None, :] - _column(params["center_x"])) / scale
         v = (axis[None, :, None] - _column(params["center_y"])) / scale
         return cls(u, v, scale * (size / 2.0))
+
+    @classmethod
+    def for_geometry(cls, geometry: np.ndarray, size: int, offset: int) -> _Frame:
+        """Frame of (B, size, size) images cut from the centre of images of side size + 2 offset."""
+        full = size + 2 * offset
+        axis = (np.arange(full, dtype=np.float32) + 0.5) / full * 2.0 - 1.0
+        axis = axis[offset : offset + size]
+        center_x, center_y, scale = (_column(geometry[:, column]) for column in range(3))
+        u = (axis[None, None, :] - center_x) / scale
+        v = (axis[None, :, None] - center_y) / scale
+        return cls(u, v, scale * (full / 2.0))
 
     def window(self, canvas: np.ndarray, u0: float, u1: float, v0: float, v1: float):
         """Restrict drawing to the pixels near the face-unit box ``[u0, u1] x [v0, v1]``.
@@ -384,7 +449,7 @@ def _draw_chunk(intensities: np.ndarray, params: dict, size: int) -> np.ndarray:
     looks = {
         "skin": _skin_colour(params["skin"], attr["Pale_Skin"]),
         "hair": params["hair_rgb"],
-        "face_width": _column(0.47 + 0.13 * attr["Chubby"]),
+        "face_width": _column(_face_width(attr["Chubby"])),
         "hair_cover": 1.0 - _ramp(attr["Bald"], 0.35, 0.65),
     }
     layers = (
@@ -395,6 +460,11 @@ def _draw_chunk(intensities: np.ndarray, params: dict, size: int) -> np.ndarray:
         layer(canvas, frame, attr, params, looks)
     canvas *= (params["brightness"][:, None] * params["tint"]).T.astype(np.float32)[..., None, None]
     return canvas
+
+
+def _face_width(chubby: np.ndarray) -> np.ndarray:
+    """Half-width of the face ellipse in face units; a chubbier face is wider."""
+    return 0.47 + 0.13 * chubby
 
 
 def _skin_colour(base: np.ndarray, pale: np.ndarray) -> np.ndarray:
@@ -520,3 +590,141 @@ def _draw_hat(canvas, frame, attr, params, looks) -> None:
     crown = sub.ellipse(0.0, -0.47, 0.6, height) * sub.edge(-0.47 - sub.v)
     brim = sub.box(-0.72, 0.72, -0.53, -0.46)
     _blend(view, np.maximum(crown, brim) * alpha, params["hat"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Measuring attributes from the pixels
+
+MEASURABLE_LABELS = ("Mouth_Slightly_Open", "Eyeglasses", "Bangs", "Blond_Hair")
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601 luma weights
+# Regions in face units as (u0, u1, v0, v1), placed from the drawing code above.
+MOUTH_BOX = (-0.10, 0.10, 0.27, 0.40)  # the dark opening grows from v = 0.33 up to 0.08 each way
+LENS_CENTRES = ((-0.2, -0.1), (0.2, -0.1))
+LENS_RADII = (0.10, 0.065)  # inside the lens, which is 0.11 x 0.075
+FOREHEAD_BOX = (-0.08, 0.08, -0.38, -0.23)  # the fringe comes down to v = -0.42 + 0.3 * Bangs
+CHEEK_BOXES = ((-0.38, -0.25, -0.02, 0.04), (0.25, 0.38, -0.02, 0.04))  # bare skin
+CROWN_BOX = (-0.25, 0.25, -0.72, -0.50)  # hair above the hairline (a hat covers it)
+
+
+def measure_attributes(
+    images: np.ndarray, geometry: np.ndarray, label_names: list[str], offset_pixels: int = 0
+) -> dict[str, np.ndarray]:
+    """Read attribute strengths back from synthetic faces at the places the generator drew them.
+
+    Every measure is higher for more of the attribute:
+
+    - Mouth_Slightly_Open: the darkness (1 - mean luma) of the mouth box.
+    - Eyeglasses: the darkness inside the two lenses.
+    - Bangs: the mean absolute RGB difference between the upper forehead and the bare cheeks,
+      because a fringe covers the forehead with hair.
+    - Blond_Hair: green minus blue of the crown hair, because only blond hair is clearly yellow.
+      A hat covers the crown, so a hat of a yellowish colour also scores high.
+
+    The generator draws glasses only above intensity 0.4, and a hair colour does not vary with
+    its intensity. For those two labels the measure separates images with and without the label
+    but ranks the intensities only coarsely.
+
+    Args:
+        images: (N, H, H, 3) RGB, uint8 or float in [0, 1].
+        geometry: (N, 4) rows of ``SyntheticData.geometry`` for these images.
+        label_names: labels to measure, each in ``MEASURABLE_LABELS``.
+        offset_pixels: the images are the centre of the drawn images with this many pixels cut
+            from each side (1 for decoder outputs, which are 2 pixels smaller than the input).
+
+    Returns:
+        {label: (N,) float64 measurement}, on the scale of pixel values in [0, 1].
+
+    Raises:
+        DataError: for images or geometry of the wrong shape or range, or regions outside
+            the images.
+        OlrError: for a label without a measure or a negative offset.
+    """
+    images = np.asarray(images)
+    _check_images(images)
+    _check_geometry(geometry, len(images))
+    unknown = [name for name in label_names if name not in MEASURABLE_LABELS]
+    if unknown:
+        raise OlrError(f"no pixel measure for labels {unknown}: use some of {MEASURABLE_LABELS}")
+    if offset_pixels < 0:
+        raise OlrError(f"offset_pixels must be 0 or more, got {offset_pixels}")
+    size = images.shape[1]
+    # Chunks bound the memory of the float copy and the masks for large sets of large images.
+    chunk = max(1, PIXELS_PER_CHUNK // (size * size))
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in label_names}
+    for start in range(0, len(images), chunk):
+        part = slice(start, start + chunk)
+        pixels = images[part].astype(np.float32)
+        if images.dtype == np.uint8:
+            pixels /= 255.0
+        frame = _Frame.for_geometry(np.asarray(geometry[part], np.float32), size, offset_pixels)
+        for name in label_names:
+            parts[name].append(_MEASURES[name](pixels, frame))
+    return {name: np.concatenate(values) for name, values in parts.items()}
+
+
+def _check_images(images: np.ndarray) -> None:
+    """Raise DataError unless images are (N, H, H, 3), uint8 or float in [0, 1]."""
+    if images.ndim != 4 or images.shape[3] != 3 or images.shape[1] != images.shape[2]:
+        raise DataError(f"images must be (N, H, H, 3) RGB, got shape {images.shape}")
+    if images.dtype == np.uint8:
+        return
+    if not np.issubdtype(images.dtype, np.floating):
+        raise DataError(f"images must be uint8 or float in [0, 1], got dtype {images.dtype}")
+    if images.size and not (np.isfinite(images).all() and images.min() >= 0 and images.max() <= 1):
+        raise DataError(
+            f"float images must lie in [0, 1], got values from {images.min()} to {images.max()}"
+        )
+
+
+def _check_geometry(geometry: np.ndarray, count: int) -> None:
+    shape = np.shape(geometry)
+    if shape != (count, len(GEOMETRY_COLUMNS)):
+        raise DataError(
+            f"geometry must be ({count}, {len(GEOMETRY_COLUMNS)}) with columns "
+            f"{GEOMETRY_COLUMNS}, got shape {shape}; take it from the truth of the image cache"
+        )
+    if not np.isfinite(geometry).all() or np.min(geometry[:, 2], initial=1.0) <= 0:
+        raise DataError("geometry must be finite with a positive scale column")
+
+
+def _region_mean(values: np.ndarray, weights: np.ndarray, region: str) -> np.ndarray:
+    """Coverage-weighted mean of (B, H, W) values over each image's region."""
+    total = weights.sum(axis=(1, 2), dtype=np.float64)
+    if (total <= 0).any():
+        raise DataError(
+            f"the {region} region lies outside image {int(np.argmin(total))}: check the "
+            "geometry rows and offset_pixels"
+        )
+    return (values * weights).sum(axis=(1, 2), dtype=np.float64) / total
+
+
+def _union(masks: list[np.ndarray]) -> np.ndarray:
+    return np.maximum.reduce(masks)
+
+
+def _mouth_darkness(pixels: np.ndarray, frame: _Frame) -> np.ndarray:
+    return 1.0 - _region_mean(pixels @ LUMA, frame.box(*MOUTH_BOX), "mouth")
+
+
+def _lens_darkness(pixels: np.ndarray, frame: _Frame) -> np.ndarray:
+    lenses = _union([frame.ellipse(u, v, *LENS_RADII) for u, v in LENS_CENTRES])
+    return 1.0 - _region_mean(pixels @ LUMA, lenses, "lens")
+
+
+def _fringe_contrast(pixels: np.ndarray, frame: _Frame) -> np.ndarray:
+    cheeks = _union([frame.box(*box) for box in CHEEK_BOXES])
+    skin = np.stack([_region_mean(pixels[..., c], cheeks, "cheek") for c in range(3)], axis=1)
+    difference = np.abs(pixels - skin[:, None, None, :].astype(np.float32)).sum(axis=3)
+    return _region_mean(difference, frame.box(*FOREHEAD_BOX), "forehead")
+
+
+def _crown_yellowness(pixels: np.ndarray, frame: _Frame) -> np.ndarray:
+    return _region_mean(pixels[..., 1] - pixels[..., 2], frame.box(*CROWN_BOX), "crown")
+
+
+_MEASURES = {
+    "Mouth_Slightly_Open": _mouth_darkness,
+    "Eyeglasses": _lens_darkness,
+    "Bangs": _fringe_contrast,
+    "Blond_Hair": _crown_yellowness,
+}

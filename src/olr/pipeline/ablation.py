@@ -6,6 +6,7 @@ targets better than a raised temperature; hard labels (t = y(a) * y(b)) are the 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -25,6 +26,7 @@ logger = logging.getLogger(__name__)
 def link_teacher_run(run: RunDir, teacher_run: Path) -> None:
     """Reuse the cache, splits and teacher of a finished run through symbolic links."""
     teacher_run = Path(teacher_run).resolve()
+    check_same_data(run, teacher_run)
     for name in ("cache", "prepare", "classifier"):
         source = teacher_run / name
         if not (source / "done.json").exists() and name != "cache":
@@ -34,11 +36,33 @@ def link_teacher_run(run: RunDir, teacher_run: Path) -> None:
             continue
         os.symlink(source, target, target_is_directory=True)
     for key in ("data", "classifier", "baseline"):
-        import json
-
         values = json.loads((teacher_run / "metrics.json").read_text()).get(key)
         if values is not None:
             run.merge_metrics({key: values})
+
+
+def check_same_data(run: RunDir, teacher_run: Path) -> None:
+    """Raise OlrError when ``teacher_run`` used other data, split seed or teacher settings."""
+    import yaml
+
+    from olr.config import to_dict
+    from olr.pipeline.rundir import changed_keys
+
+    config_path = teacher_run / "config.yaml"
+    if not config_path.exists():
+        raise OlrError(f"--teacher-run {teacher_run} is not a run folder (no config.yaml)")
+    previous = yaml.safe_load(config_path.read_text()) or {}
+    current = to_dict(run.config)
+    changed = sorted(
+        key
+        for section in ("seed", "data", "classifier")
+        for key in changed_keys({section: previous.get(section)}, {section: current[section]})
+    )
+    if changed:
+        raise OlrError(
+            f"--teacher-run {teacher_run} used other settings ({', '.join(changed[:6])}); pass "
+            "the same data options, seed and preset as that run"
+        )
 
 
 def ablate_mode(run: RunDir, mode: str) -> dict:

@@ -225,9 +225,34 @@ def stage_editing(run: RunDir) -> dict:
     metrics["shrunk_labels"] = [
         name for name, s in zip(gaussians.label_names, gaussians.shrinkage) if s > 0
     ]
+    truth = truth_check(run, cache, test, decoder, gaussians, device)
+    if truth is not None:
+        metrics["truth"] = truth
     write_json(run.stage_dir("editing") / "editing.json", metrics)
     plot_edit_figures(run, decoder.cpu(), gaussians, test, cache, metrics)
     return {"editing": metrics}
+
+
+def truth_check(run: RunDir, cache, test, decoder, gaussians, device) -> dict | None:
+    """On synthetic data, measure edits in pixels through the generator's face geometry."""
+    if cache.truth is None or "geometry" not in cache.truth:
+        return None
+    from olr.analysis.truth_edits import truth_edit_check
+
+    rows = test.indices
+    return truth_edit_check(
+        test.embeddings,
+        test.labels,
+        np.asarray(cache.truth["geometry"])[rows],
+        decoder,
+        gaussians,
+        test.label_names,
+        np.asarray(cache.images[rows]),
+        np.asarray(cache.truth["intensities"])[rows],
+        run.config.editing.num_images,
+        seed=run.config.seed,
+        device=device,
+    )
 
 
 def plot_edit_figures(run: RunDir, decoder, gaussians, test, cache, metrics: dict) -> None:

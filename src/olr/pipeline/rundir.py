@@ -1,6 +1,6 @@
 """The run folder: resolved config, merged metrics.json, stage markers and process ranks.
 
-A stage is done when ``<out>/<stage>/done.json`` exists; it holds the stage's metrics and its run
+A stage is done when ``<out>/<stage>/done.json`` exists. It contains the stage's metrics and run
 time, so a rerun of the same command skips it and goes on where an interruption stopped.
 """
 
@@ -110,10 +110,10 @@ class RunDir:
 
             previous = yaml.safe_load(config_path.read_text()) or {}
             previous.pop("run_info", None)
-            changed = sorted(_changed_keys(previous, resolved))
+            changed = sorted(changed_keys(previous, resolved))
             if changed:
                 raise OlrError(
-                    f"{self.root} holds a run with another config (keys differ: "
+                    f"{self.root} contains a run with another config (keys differ: "
                     f"{', '.join(changed[:8])}); use a new --out, or delete {self.root} to restart"
                 )
         info = {"command": command, "git_commit": git_commit(), "started": time.ctime()}
@@ -158,13 +158,14 @@ class RunDir:
             time.sleep(2.0)
 
 
-def _changed_keys(old: dict, new: dict, prefix: str = "") -> set[str]:
+def changed_keys(old: dict, new: dict, prefix: str = "") -> set[str]:
+    """Return the dotted paths of the keys whose values differ between two nested dicts."""
     keys = set()
     for key in set(old) | set(new):
         path = f"{prefix}{key}"
         a, b = old.get(key), new.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
-            keys |= _changed_keys(a, b, path + ".")
+            keys |= changed_keys(a, b, path + ".")
         elif a != b:
             keys.add(path)
     return keys

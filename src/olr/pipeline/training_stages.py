@@ -122,7 +122,7 @@ def stage_prepare(run: RunDir) -> dict:
 
 
 def draw_splits(config: RunConfig, cache: ImageCache) -> Splits:
-    """Split the cache rows as ``data.split`` asks."""
+    """Split the cache rows by the ``data.split`` method."""
     data = config.data
     if data.split == "person" and cache.groups is None:
         raise DataError("data.split=person needs identity_CelebA.txt (or a group column)")
@@ -275,7 +275,7 @@ def train_siamese(run: RunDir, stage: str, target: str, teacher) -> tuple[Siames
         siamese.collapse_fraction,
         teacher=teacher,
     )
-    # A batch of 2B images forms B pairs, so one epoch sees every image once.
+    # A batch of 2B images forms B pairs, so one epoch uses every image once.
     pairs = siamese.optim.batch_size
     trainer, checkpoint = build_trainer(
         config.trainer,
