@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from olr.config import resolve_config
+from olr.config import merge, resolve_config
 from olr.errors import OlrError
-from olr.pipeline.rundir import RunDir, deep_merge, json_safe
+from olr.pipeline.rundir import RunDir, json_safe
 from olr.pipeline.runner import Stage, run_pipeline
 
 
@@ -16,8 +16,8 @@ def test_json_safe_converts_numpy_and_nan():
     assert value == {"a": 0.5, "b": [2, None], "c": [0, 1]}
 
 
-def test_deep_merge_keeps_siblings():
-    merged = deep_merge({"a": {"x": 1, "y": 2}}, {"a": {"y": 3}, "b": 4})
+def test_merge_keeps_siblings():
+    merged = merge({"a": {"x": 1, "y": 2}}, {"a": {"y": 3}, "b": 4})
     assert merged == {"a": {"x": 1, "y": 3}, "b": 4}
 
 

@@ -31,7 +31,8 @@ CELEBA_LABELS = (
     "Wearing_Necktie", "Young",
 )  # fmt: skip
 
-# Labels left out of the default label set, which keeps the other 38 CelebA labels.
+# Labels left out by default, keeping 38: Karatsiolis and Kamilaris (ICPRAM 2021) drop them because
+# the 178 x 178 crop of the aligned images often cuts off the neck.
 DEFAULT_DROPPED_LABELS = ("Wearing_Necklace", "Wearing_Necktie")
 
 # CelebA marks presence with 1 and absence with -1; 0 is also read as absent because some

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from olr.config import RunConfig, to_dict, write_yaml
+from olr.config import RunConfig, merge, to_dict, write_yaml
 from olr.errors import OlrError
 
 logger = logging.getLogger(__name__)
@@ -53,17 +53,6 @@ def write_json(path: Path, values: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(json_safe(values), indent=2) + "\n")
     os.replace(tmp, path)
-
-
-def deep_merge(base: dict, update: dict) -> dict:
-    """Return ``base`` updated recursively with ``update``."""
-    merged = dict(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def git_commit() -> str | None:
@@ -141,7 +130,7 @@ class RunDir:
 
     def merge_metrics(self, update: dict) -> None:
         """Merge ``update`` into metrics.json."""
-        write_json(self.metrics_path, deep_merge(self.metrics(), json_safe(update)))
+        write_json(self.metrics_path, merge(self.metrics(), json_safe(update)))
 
     def metrics(self) -> dict:
         """Return the current metrics.json contents (empty before the first stage)."""

@@ -257,10 +257,28 @@ def _editing_section(metrics: dict) -> str:
         ("add success rate", _get(edit, "add.success_rate")),
         ("remove success rate", _get(edit, "remove.success_rate")),
     ]
-    for key in ("off_target", "preservation", "truth"):
+    for key in ("off_target", "preservation"):
         if key in edit:
             summary.extend(_flatten(edit[key], key.replace("_", " ")))
     parts = [_table(["quantity", "value"], summary)]
+    truth = edit.get("truth") or {}
+    if truth:
+        columns = [
+            "measure_spearman_truth",
+            "measure_auroc_label",
+            "real_gap",
+            "add_mean_change",
+            "add_increase_fraction",
+            "remove_mean_change",
+            "remove_decrease_fraction",
+        ]
+        rows = [
+            (label, *((values or {}).get(c) for c in columns)) for label, values in truth.items()
+        ]
+        parts += [
+            _heading("Edits measured in pixels through the synthetic generator's geometry"),
+            _table(["label", *(c.replace("_", " ") for c in columns)], rows),
+        ]
     scales = edit.get("scales") or {}
     if scales:
         rows = [
