@@ -11,7 +11,6 @@ import logging
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from olr.analysis.embed import load_embeddings
 from olr.config import from_dict, to_dict
@@ -19,7 +18,7 @@ from olr.data.cache import ImageCache
 from olr.models.decoder import Autoencoder, Decoder, DecoderConfig
 from olr.models.io import best_device, load_weights, read_info, save_weights
 from olr.pipeline.rundir import RunDir, write_json
-from olr.training.batches import CachedImages, make_loader
+from olr.training.batches import CachedImages, MemmapImages, make_loader
 from olr.training.trainer import build_trainer, resume_path
 
 logger = logging.getLogger(__name__)
@@ -39,7 +38,7 @@ EDIT_FIGURE_LABELS = (
 )
 
 
-class EmbeddedImages(Dataset):
+class EmbeddedImages(MemmapImages):
     """Pairs of (label embeddings (L, k) float32, image (S, S, 3) uint8) of one split."""
 
     def __init__(self, embeddings: np.ndarray, images: np.ndarray, indices: np.ndarray) -> None:

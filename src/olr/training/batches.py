@@ -11,7 +11,26 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 
-class CachedImages(Dataset):
+class MemmapImages(Dataset):
+    """Base of datasets whose ``images`` attribute is a read-only memmap of the cache."""
+
+    def __getstate__(self) -> dict:
+        # A memmap pickles as a full in-memory copy (19 GB for CelebA at 178 px); spawned loader
+        # workers get the file name instead and map the file again.
+        state = dict(self.__dict__)
+        if isinstance(self.images, np.memmap) and self.images.filename:
+            state["images"] = None
+            state["images_file"] = self.images.filename
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        images_file = state.pop("images_file", None)
+        self.__dict__.update(state)
+        if images_file is not None:
+            self.images = np.load(images_file, mmap_mode="r")
+
+
+class CachedImages(MemmapImages):
     """Images and labels of one split of the cache.
 
     Args:
