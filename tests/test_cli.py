@@ -206,3 +206,60 @@ def test_ablate_rejects_teacher_run_with_other_seed(smoke_run, tmp_path, capsys)
     )
     assert status == 2
     assert "seed" in capsys.readouterr().err
+
+
+def test_error_is_printed_once_and_logged(tmp_path, capsys):
+    out = tmp_path / "r"
+    missing = tmp_path / "none"
+    args = ["prepare", "--dataset", "celeba", "--data-root", str(missing), "--out", str(out)]
+    assert main(args) == 2
+    assert capsys.readouterr().err.count(f"{missing} not found") == 1
+    assert f"{missing} not found" in (out / "log.txt").read_text()
+
+
+def test_edit_rejects_non_png_output(smoke_run, tmp_path, capsys):
+    cache_ids = json.loads((smoke_run / "cache" / "meta.json").read_text())["ids"]
+    status = main(
+        [
+            "edit",
+            "--run",
+            str(smoke_run),
+            "--image",
+            cache_ids[0],
+            "--add",
+            "Eyeglasses",
+            "--out",
+            str(tmp_path / "edited.jpg"),
+        ]
+    )
+    assert status == 2
+    assert ".png" in capsys.readouterr().err
+
+
+def test_edit_rejects_label_added_and_removed(smoke_run, tmp_path, capsys):
+    cache_ids = json.loads((smoke_run / "cache" / "meta.json").read_text())["ids"]
+    status = main(
+        [
+            "edit",
+            "--run",
+            str(smoke_run),
+            "--image",
+            cache_ids[0],
+            "--add",
+            "Smiling",
+            "--remove",
+            "Smiling",
+            "--out",
+            str(tmp_path / "e.png"),
+        ]
+    )
+    assert status == 2
+    assert "Smiling" in capsys.readouterr().err
+
+
+def test_embed_one_split_leaves_run_embeddings(smoke_run, tmp_path):
+    before = (smoke_run / "embeddings" / "train.safetensors").stat().st_mtime_ns
+    out = tmp_path / "val.safetensors"
+    assert main(["embed", "--run", str(smoke_run), "--split", "val", "--out", str(out)]) == 0
+    assert (smoke_run / "embeddings" / "train.safetensors").stat().st_mtime_ns == before
+    assert not list(tmp_path.glob(".*"))

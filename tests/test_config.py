@@ -59,3 +59,31 @@ def test_config_round_trips_through_dict():
 def test_missing_data_root_for_celeba():
     with pytest.raises(OlrError, match="--data-root"):
         resolve_config(overrides={"data": {"dataset": "celeba"}})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        ({"classifier": {"optim": {"epochs": 0}}}, "classifier.optim.epochs"),
+        ({"siamese": {"optim": {"epochs": -1}}}, "siamese.optim.epochs"),
+        ({"decoder": {"optim": {"batch_size": 0}}}, "decoder.optim.batch_size"),
+        ({"siamese": {"optim": {"lr": 0.0}}}, "siamese.optim.lr"),
+        ({"siamese": {"model": {"dim": 0}}}, "siamese.model.dim"),
+    ],
+)
+def test_non_positive_counts_are_rejected(overrides, key):
+    with pytest.raises(OlrError, match=key):
+        resolve_config("smoke", overrides=overrides)
+
+
+def test_max_images_must_be_positive():
+    data = {"dataset": "folder", "data_root": "images", "max_images": -5}
+    with pytest.raises(OlrError, match="max_images"):
+        resolve_config("smoke", overrides={"data": data})
+    config = resolve_config("smoke", overrides={"data": {**data, "max_images": 5}})
+    assert config.data.max_images == 5
+
+
+def test_max_images_with_synthetic_data_is_rejected():
+    with pytest.raises(OlrError, match="synthetic_images"):
+        resolve_config("smoke", overrides={"data": {"max_images": 10}})

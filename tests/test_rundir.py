@@ -53,10 +53,35 @@ def test_unknown_redo_stage_is_rejected(tmp_path):
 
 
 def test_changed_config_in_same_folder_is_rejected(tmp_path):
-    RunDir(tmp_path / "run", resolve_config("smoke")).start("first")
+    first = RunDir(tmp_path / "run", resolve_config("smoke"))
+    first.start("first")
+    first.finish_stage("prepare", {}, 0.0)
     other = resolve_config("smoke", overrides={"seed": 7})
     with pytest.raises(OlrError, match="seed"):
         RunDir(tmp_path / "run", other).start("second")
+
+
+def test_config_replaced_while_prepare_unfinished(tmp_path):
+    RunDir(tmp_path / "run", resolve_config("smoke")).start("first")
+    other = resolve_config("smoke", overrides={"seed": 7})
+    RunDir(tmp_path / "run", other).start("second")
+    assert "seed: 7" in (tmp_path / "run" / "config.yaml").read_text()
+
+
+def test_redo_deletes_stage_checkpoints(tmp_path):
+    seen = []
+
+    def train(run):
+        seen.append((run.root / "train" / "checkpoints" / "last.ckpt").exists())
+        (run.stage_dir("train") / "checkpoints").mkdir(exist_ok=True)
+        (run.root / "train" / "checkpoints" / "last.ckpt").write_text("finished")
+        return {}
+
+    run = RunDir(tmp_path / "run", resolve_config("smoke"))
+    run.start("test")
+    run_pipeline(run, [Stage("train", train)])
+    run_pipeline(run, [Stage("train", train)], redo_from="train")
+    assert seen == [False, False]
 
 
 def test_failed_stage_leaves_no_marker(tmp_path):

@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 import shlex
+import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -28,12 +29,15 @@ STAGE_HELP = (
 def add_data_arguments(parser: argparse.ArgumentParser, with_out: bool = True) -> None:
     """Add the options shared by ``run``, ``prepare`` and ``ablate``."""
     group = parser.add_argument_group("data and run")
-    group.add_argument("--config", type=Path, help="YAML file with config keys (see configs/)")
+    group.add_argument(
+        "--config", type=Path, help="YAML file of config keys, e.g. configs/celeba64.yaml"
+    )
     group.add_argument(
         "--preset",
-        choices=("smoke", "cpu", "paper"),
-        help="smoke: seconds, for tests; cpu: a useful result on a 2-core CPU in under an hour on "
-        "10,000 images at 64 px; paper: the paper's setting (178 px, k=32, 38 labels) for a GPU",
+        choices=("smoke", "demo", "cpu", "paper"),
+        help="smoke: seconds, for tests; demo: synthetic faces in minutes; cpu: a useful result "
+        "on a 2-core CPU in under an hour on 10,000 images at 64 px; paper: the published "
+        "setting (178 px, k=32, 38 labels) for a GPU",
     )
     group.add_argument(
         "--dataset",
@@ -78,8 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    formatter = argparse.ArgumentDefaultsHelpFormatter
     run = commands.add_parser(
         "run",
+        formatter_class=formatter,
         help="prepare, train, embed, probe, analyse and report in one go",
         description="Run every stage into --out. A stage whose outputs exist is skipped, so "
         "rerunning the same command after an interruption goes on where it stopped. " + STAGE_HELP,
@@ -88,7 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--redo-from", metavar="STAGE", help="run this stage and all later ones again")
 
     demo = commands.add_parser(
-        "demo", help="olr run on the built-in synthetic faces (no download, a few minutes)"
+        "demo",
+        formatter_class=formatter,
+        help="olr run on the built-in synthetic faces (no download, a few minutes)",
     )
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder")
     demo.add_argument(
@@ -97,14 +105,30 @@ def build_parser() -> argparse.ArgumentParser:
         default="demo",
         help="demo (default, a few minutes on a laptop CPU) or smoke (seconds)",
     )
-    demo.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    demo.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any config key, e.g. --set data.synthetic_images=6000 (repeatable)",
+    )
 
-    prepare = commands.add_parser("prepare", help="decode the images into the cache and split")
+    prepare = commands.add_parser(
+        "prepare", formatter_class=formatter, help="decode the images into the cache and split"
+    )
     add_data_arguments(prepare)
 
-    embed = commands.add_parser("embed", help="write the (N, L, k) embeddings of a run's split")
+    embed = commands.add_parser(
+        "embed", formatter_class=formatter, help="write the (N, L, k) embeddings of a run's split"
+    )
     embed.add_argument("--run", type=Path, required=True, help="a finished run folder")
-    embed.add_argument("--split", choices=("train", "val", "test", "all"), default="all")
+    embed.add_argument(
+        "--split",
+        choices=("train", "val", "test", "all"),
+        default="all",
+        help="which split to embed; all writes train, val and test",
+    )
     embed.add_argument(
         "--out",
         type=Path,
@@ -112,13 +136,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     evaluate = commands.add_parser(
-        "evaluate", help="rerun probe, correlation, PCA, disagreement and the report of a run"
+        "evaluate",
+        formatter_class=formatter,
+        help="rerun probe, correlation, PCA, disagreement and the report of a run",
     )
     evaluate.add_argument("--run", type=Path, required=True, help="a run folder with embeddings")
     evaluate.add_argument("--pca-label", help="label for the PCA figure (default from config)")
 
     ablate = commands.add_parser(
         "ablate",
+        formatter_class=formatter,
         help="train the Siamese model with occlusion, temperature and hard targets",
         description="Reuse one teacher and train one Siamese model per target mode with the same "
         "budget and seed; compare probe accuracy, correlation fidelity and PCA AUC.",
@@ -133,10 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--modes", default="occlusion,temperature,hard", help="comma-separated target modes"
     )
 
-    report = commands.add_parser("report", help="write <run>/report.html")
+    report = commands.add_parser(
+        "report", formatter_class=formatter, help="write <run>/report.html"
+    )
     report.add_argument("--run", type=Path, required=True, help="a run folder")
 
-    edit = commands.add_parser("edit", help="add or remove attributes of an image and decode it")
+    edit = commands.add_parser(
+        "edit", formatter_class=formatter, help="add or remove attributes of an image and decode it"
+    )
     edit.add_argument("--run", type=Path, required=True, help="a run with a trained decoder")
     edit.add_argument("--image", required=True, help="an image file, or an image id of the run")
     edit.add_argument(
@@ -192,6 +223,18 @@ def setup_logging(verbose: bool, log_file: Path | None = None) -> None:
     # The frozen teacher inside the Siamese module is in eval mode on purpose.
     warnings.filterwarnings("ignore", r".*module\(s\) in eval mode.*")
     warnings.filterwarnings("ignore", ".*LeafSpec.*")
+
+
+def log_to_files(message: str) -> None:
+    """Write ``message`` as an ERROR line to the run's ``log.txt`` only.
+
+    ``main`` prints the same error to stderr, so logging it to stderr as well would show every
+    error twice.
+    """
+    record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, "%s", (message,), None)
+    for handler in logger.handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
 
 
 def overrides_from(args: argparse.Namespace) -> dict:
@@ -301,10 +344,14 @@ def command_embed(args: argparse.Namespace) -> int:
         embed_splits(run, embedder, target)
         print(f"embeddings written to {target}/{{train,val,test}}.safetensors")
         return 0
-    embed_splits(run, embedder, folder)
-    data = load_embeddings(folder / f"{args.split}.safetensors")
     target = args.out or folder / f"{args.split}.safetensors"
+    if target.suffix != ".safetensors":
+        raise OlrError(f"--out {target} must end in .safetensors")
+    scratch = target.parent / f".{target.stem}.embedding"
+    embed_splits(run, embedder, scratch, (args.split,))
+    data = load_embeddings(scratch / f"{args.split}.safetensors")
     save_embeddings(target, data)
+    shutil.rmtree(scratch, ignore_errors=True)
     print(f"{args.split} embeddings {data.embeddings.shape} written to {target}")
     return 0
 
@@ -410,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except OlrError as error:
-        logger.error("%s", error)
+        log_to_files(str(error))
         print(f"olr: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -400,6 +400,38 @@ def validate(config: RunConfig) -> None:
         raise OlrError(f"--data-root is required for dataset {config.data.dataset!r}")
     if not 0 < config.data.test_fraction < 1 or not 0 <= config.data.val_fraction < 1:
         raise OlrError("data.test_fraction must be in (0, 1) and data.val_fraction in [0, 1)")
+    validate_counts(config)
+
+
+def validate_counts(config: RunConfig) -> None:
+    """Raise OlrError naming the key when a count or learning rate is not positive.
+
+    With ``epochs=-1`` Lightning trains without end and with 0 it writes no checkpoint. Both
+    would fail only after the images are decoded, so they are rejected here instead.
+
+    Args:
+        config: the resolved configuration.
+
+    Raises:
+        OlrError: naming the first key whose value is out of range.
+    """
+    counts = {"siamese.model.dim": config.siamese.model.dim}
+    for stage in ("classifier", "siamese", "decoder"):
+        optim = getattr(config, stage).optim
+        counts[f"{stage}.optim.epochs"] = optim.epochs
+        counts[f"{stage}.optim.batch_size"] = optim.batch_size
+        if not optim.lr > 0:
+            raise OlrError(f"{stage}.optim.lr must be positive, got {optim.lr}")
+    if config.data.max_images is not None:
+        if config.data.dataset == "synthetic":
+            raise OlrError(
+                "--max-images applies to the celeba and folder datasets; for synthetic data "
+                "set the count with --set data.synthetic_images=N"
+            )
+        counts["data.max_images (--max-images)"] = config.data.max_images
+    for key, value in counts.items():
+        if value < 1:
+            raise OlrError(f"{key} must be at least 1, got {value}")
 
 
 def write_yaml(values: dict, path: Path) -> None:

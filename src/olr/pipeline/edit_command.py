@@ -77,6 +77,13 @@ def edit_image(
 
     if not add and not remove:
         raise OlrError("nothing to edit: pass --add LABEL and/or --remove LABEL")
+    both = sorted(set(add) & set(remove))
+    if both:
+        raise OlrError(f"label {both[0]!r} is both added and removed; pass it to one of them")
+    if not scale > 0:
+        raise OlrError(f"--scale must be positive, got {scale}")
+    if Path(out).suffix.lower() != ".png":
+        raise OlrError(f"--out {out} must end in .png (the edit is written as a PNG figure)")
     cache = ImageCache.open(run.cache_dir)
     names = list(cache.label_names)
     add_idx = label_indices(names, add, "--add")

@@ -19,7 +19,7 @@ from olr.models.decoder import Autoencoder, Decoder, DecoderConfig
 from olr.models.io import best_device, load_weights, read_info, save_weights
 from olr.pipeline.rundir import RunDir, write_json
 from olr.training.batches import CachedImages, MemmapImages, make_loader
-from olr.training.trainer import build_trainer, resume_path
+from olr.training.trainer import build_trainer, fit, resume_path
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def fit_reconstruction(run: RunDir, stage: str, module, train_set, val_set) -> s
         seed=run.config.seed,
     )
     val_loader = make_loader(val_set, optim.batch_size, False, run.config.data.loader_workers)
-    trainer.fit(module, loader, val_loader, ckpt_path=resume_path(run.stage_dir(stage)))
+    fit(trainer, module, loader, val_loader, resume_path(run.stage_dir(stage)))
     return checkpoint.best_model_path
 
 

@@ -22,6 +22,18 @@ from olr.errors import OlrError
 
 logger = logging.getLogger(__name__)
 
+# Keys that change where and how fast a run trains, not what it computes, so a rerun may change
+# them (for example after `--accelerator gpu` failed on a machine without one).
+PLACEMENT_KEYS = {
+    "trainer.accelerator",
+    "trainer.devices",
+    "trainer.num_nodes",
+    "trainer.strategy",
+    "trainer.log_every_n_steps",
+    "data.prepare_workers",
+    "data.loader_workers",
+}
+
 
 def is_primary_process() -> bool:
     """Return True on the process that writes outputs (global rank 0 of a distributed run)."""
@@ -99,8 +111,12 @@ class RunDir:
 
             previous = yaml.safe_load(config_path.read_text()) or {}
             previous.pop("run_info", None)
-            changed = sorted(changed_keys(previous, resolved))
-            if changed:
+            changed = sorted(changed_keys(previous, resolved) - PLACEMENT_KEYS)
+            # Stages run in order, so before prepare is done nothing depends on the old
+            # config: a run stopped by bad input can be fixed with new options in place.
+            if changed and not self.is_done("prepare"):
+                logger.info("replacing the config of %s, which has no finished stage", self.root)
+            elif changed:
                 raise OlrError(
                     f"{self.root} contains a run with another config (keys differ: "
                     f"{', '.join(changed[:8])}); use a new --out, or delete {self.root} to restart"

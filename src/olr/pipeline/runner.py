@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -77,7 +78,8 @@ def run_pipeline(
     Args:
         run: the started run folder.
         stages: the stages to run (default: all of ``olr run``).
-        redo_from: a stage name; it and every later stage run again even if done.
+        redo_from: a stage name; it and every later stage run again even if done, from scratch
+            (their checkpoints are deleted).
     """
     stages = stages or pipeline_stages()
     names = [stage.name for stage in stages]
@@ -89,6 +91,9 @@ def run_pipeline(
     if run.primary:
         for name in redo:
             run.marker(name).unlink(missing_ok=True)
+            # A finished stage's last.ckpt would be resumed at its final epoch, so a redone
+            # training stage would train nothing.
+            shutil.rmtree(run.root / name / "checkpoints", ignore_errors=True)
     last_distributed = max((i for i, s in enumerate(stages) if s.distributed), default=-1)
     for position, stage in enumerate(stages):
         if stage.needs_decoder and not run.config.decoder.enabled:

@@ -21,7 +21,7 @@ from olr.pipeline.rundir import RunDir, write_json
 from olr.training.batches import CachedImages, make_loader
 from olr.training.siamese import SiameseModule
 from olr.training.teacher import TeacherModule
-from olr.training.trainer import build_trainer, resume_path
+from olr.training.trainer import build_trainer, fit, resume_path
 
 logger = logging.getLogger(__name__)
 
@@ -96,8 +96,12 @@ def stage_prepare(run: RunDir) -> dict:
             data.synthetic_flip_rate,
         )
         skipped = 0
+        check_pca_label(config, cache.label_names)
     else:
         source = load_source(config)
+        # Settings that only fail after training are checked before the (long) decoding.
+        check_pca_label(config, source.label_names)
+        check_split_inputs(config, source.groups, source.partition)
         logger.info("decoding %d images of %s at %d px", len(source), source.name, data.image_size)
         cache = prepare_cache(
             source, run.cache_dir, data.image_size, data.on_bad_image, data.prepare_workers
@@ -121,13 +125,35 @@ def stage_prepare(run: RunDir) -> dict:
     }
 
 
+def check_pca_label(config: RunConfig, label_names: list[str]) -> None:
+    """Raise DataError unless ``analysis.pca_label`` is one of the dataset's ``label_names``."""
+    label = config.analysis.pca_label
+    if label not in label_names:
+        raise DataError(
+            f"analysis.pca_label {label!r} is not a label of this dataset; pass "
+            f"--set analysis.pca_label=NAME with one of {', '.join(label_names)}"
+        )
+
+
+def check_split_inputs(config: RunConfig, groups, partition) -> None:
+    """Raise DataError when ``data.split`` needs person ids or a partition the data lacks.
+
+    Args:
+        config: the run configuration.
+        groups: (N,) person or group ids of the dataset, or None.
+        partition: (N,) official partition of the dataset, or None.
+    """
+    split = config.data.split
+    if split == "person" and groups is None:
+        raise DataError("data.split=person needs identity_CelebA.txt (or a group column)")
+    if split == "official" and partition is None:
+        raise DataError("data.split=official needs list_eval_partition.txt in the data root")
+
+
 def draw_splits(config: RunConfig, cache: ImageCache) -> Splits:
     """Split the cache rows by the ``data.split`` method."""
     data = config.data
-    if data.split == "person" and cache.groups is None:
-        raise DataError("data.split=person needs identity_CelebA.txt (or a group column)")
-    if data.split == "official" and cache.partition is None:
-        raise DataError("data.split=official needs list_eval_partition.txt in the data root")
+    check_split_inputs(config, cache.groups, cache.partition)
     return make_splits(
         len(cache),
         seed=config.seed,
@@ -182,11 +208,12 @@ def stage_classifier(run: RunDir) -> dict:
         "max",
         optim.grad_clip,
     )
-    trainer.fit(
+    fit(
+        trainer,
         module,
         split_loader(run, cache, rows["train"], optim.batch_size, train=True),
         split_loader(run, cache, rows["val"], optim.batch_size, train=False),
-        ckpt_path=resume_path(stage_dir),
+        resume_path(stage_dir),
     )
     metrics = {}
     if run.primary:
@@ -286,11 +313,12 @@ def train_siamese(run: RunDir, stage: str, target: str, teacher) -> tuple[Siames
         "min",
         siamese.optim.grad_clip,
     )
-    trainer.fit(
+    fit(
+        trainer,
         module,
         split_loader(run, cache, rows["train"], 2 * pairs, train=True),
         split_loader(run, cache, rows["val"], 2 * pairs, train=False),
-        ckpt_path=resume_path(stage_dir),
+        resume_path(stage_dir),
     )
     if not run.primary:
         trainer.strategy.barrier()
@@ -329,12 +357,14 @@ def stage_siamese(run: RunDir) -> dict:
     return {"siamese": metrics} if run.primary else {}
 
 
-def embed_splits(run: RunDir, embedder, folder: Path) -> None:
-    """Embed every split with ``embedder`` (unoccluded) into ``folder/<split>.safetensors``."""
+def embed_splits(
+    run: RunDir, embedder, folder: Path, splits: tuple[str, ...] = SPLIT_NAMES
+) -> None:
+    """Embed ``splits`` with ``embedder`` (unoccluded) into ``folder/<split>.safetensors``."""
     cache = ImageCache.open(run.cache_dir)
     rows = load_splits(run)
     device = best_device(run.config.trainer.accelerator)
-    for split in SPLIT_NAMES:
+    for split in splits:
         split_rows = rows[split]
         embeddings = embed_rows(embedder, cache.images, split_rows, device=device)
         save_embeddings(

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from olr.config import TrainerConfig
+from olr.errors import OlrError
 from olr.training.callbacks import EpochJsonLog, ProgressLog
 
 logger = logging.getLogger(__name__)
@@ -37,6 +39,9 @@ def build_trainer(
 
     Returns:
         The trainer and its checkpoint callback (``best_model_path`` after fitting).
+
+    Raises:
+        OlrError: when Lightning rejects the accelerator, devices, precision or strategy.
     """
     stage_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = ModelCheckpoint(
@@ -47,8 +52,23 @@ def build_trainer(
         save_top_k=1,
         save_last=True,
     )
+    try:
+        trainer = _make_trainer(config, stage_dir, stage, max_epochs, checkpoint, grad_clip)
+    except (ValueError, TypeError, ImportError, MisconfigurationException) as error:
+        # Lightning reports a wrong accelerator, device count or precision with its own
+        # exception types, so the message names the olr options that set them.
+        raise OlrError(
+            f"invalid trainer settings (--accelerator {config.accelerator}, --devices "
+            f"{config.devices}, trainer.precision {config.precision}, trainer.strategy "
+            f"{config.strategy}): {error}; fix these options and rerun"
+        ) from error
+    return trainer, checkpoint
+
+
+def _make_trainer(config, stage_dir, stage, max_epochs, checkpoint, grad_clip) -> pl.Trainer:
+    """Construct the Lightning Trainer of :func:`build_trainer`."""
     interactive = sys.stderr.isatty()
-    trainer = pl.Trainer(
+    return pl.Trainer(
         accelerator=config.accelerator,
         devices=config.devices,
         num_nodes=config.num_nodes,
@@ -65,7 +85,22 @@ def build_trainer(
         num_sanity_val_steps=0,
         deterministic=False,
     )
-    return trainer, checkpoint
+
+
+def fit(trainer: pl.Trainer, module, train_loader, val_loader, ckpt_path: str | None) -> None:
+    """Run ``trainer.fit``; turn Lightning's exit on Ctrl-C back into KeyboardInterrupt.
+
+    Lightning handles SIGINT by stopping the loop and calling ``sys.exit(1)``, which would end
+    the command with no message; the CLI reports an interrupt and how to resume instead.
+    """
+    try:
+        trainer.fit(module, train_loader, val_loader, ckpt_path=ckpt_path)
+    except SystemExit as error:
+        if trainer.interrupted:
+            raise KeyboardInterrupt from error
+        raise
+    if trainer.interrupted:
+        raise KeyboardInterrupt
 
 
 def resume_path(stage_dir: Path) -> str | None:
