@@ -279,6 +279,9 @@ def start_run(args: argparse.Namespace, preset: str | None, extra: dict | None =
     run = RunDir(args.out, config)
     if run.primary:
         setup_logging(args.verbose, args.out / "log.txt")
+    else:
+        # Other processes of a distributed run repeat the primary's lines; keep only warnings.
+        logger.setLevel(logging.WARNING)
     run.start(" ".join(shlex.quote(a) for a in sys.argv))
     return run
 

@@ -102,14 +102,19 @@ def reconstruction_loss(
     return alpha * (1.0 - ssim) + (1.0 - alpha) * F.mse_loss(rescaled, target)
 
 
-def image_metrics(size: int) -> MetricCollection:
-    """Build MSE, PSNR and RGB SSIM metrics (data_range 1.0) for images of side `size` pixels."""
+def image_metrics(size: int, sync_on_compute: bool = True) -> MetricCollection:
+    """Build MSE, PSNR and RGB SSIM metrics (data_range 1.0) for images of side `size` pixels.
+
+    ``sync_on_compute=False`` is for evaluation on one process of a distributed run: a syncing
+    metric would wait in a collective that the other processes never join.
+    """
+    sync = {"sync_on_compute": sync_on_compute}
     return MetricCollection(
         {
-            "mse": MeanSquaredError(),
-            "psnr": PeakSignalNoiseRatio(data_range=1.0),
+            "mse": MeanSquaredError(**sync),
+            "psnr": PeakSignalNoiseRatio(data_range=1.0, **sync),
             "ssim": StructuralSimilarityIndexMeasure(
-                data_range=1.0, kernel_size=ssim_kernel_size(size)
+                data_range=1.0, kernel_size=ssim_kernel_size(size), **sync
             ),
         }
     )
@@ -222,7 +227,7 @@ def evaluate_reconstruction(model: nn.Module, batches: Iterable) -> dict[str, fl
             inputs, images = _batch_pair(batch)
             target = reconstruction_target(images).to(device)
             if metrics is None:
-                metrics = image_metrics(target.shape[-1]).to(device)
+                metrics = image_metrics(target.shape[-1], sync_on_compute=False).to(device)
             _, rescaled = model(inputs.to(device))
             metrics.update(rescaled, target)
     if metrics is None:
