@@ -18,7 +18,7 @@ from olr.data.cache import ImageCache
 from olr.models.decoder import Autoencoder, Decoder, DecoderConfig
 from olr.models.io import best_device, load_weights, read_info, save_weights
 from olr.pipeline.rundir import RunDir, write_json
-from olr.training.batches import CachedImages, MemmapImages, make_loader
+from olr.training.batches import CachedImages, MemmapImages, make_loader, to_float_images
 from olr.training.trainer import build_trainer, fit, resume_path
 
 logger = logging.getLogger(__name__)
@@ -124,6 +124,9 @@ def stage_decoder(run: RunDir) -> dict:
         device = best_device(run.config.trainer.accelerator)
         test_set = embedded_split(run, cache, "test")
         decoder.to(device)
+        check_alive(
+            decoder, (e for e, _ in make_loader(test_set, 128, shuffle=False)), "decoder", device
+        )
         metrics = {
             "reconstruction": {
                 "test": evaluate_reconstruction(
@@ -141,6 +144,32 @@ def stage_decoder(run: RunDir) -> dict:
         decoder.cpu()
     run_barrier()
     return metrics
+
+
+def check_alive(model, batches, stage: str, device) -> None:
+    """Raise TrainingError when a decoder's output is constant on every image of the batches.
+
+    With a ReLU after the output layer, an output layer pushed negative gives 0 everywhere, the
+    min-max rescale then has no range and no gradient flows, so training cannot recover.
+    NOTE: it runs on the primary process only, so in a DDP run the other processes wait at the
+    next barrier until they time out when it raises.
+    """
+    from olr.errors import TrainingError
+
+    constant = total = 0
+    model.eval()
+    with torch.no_grad():
+        for inputs in batches:
+            conv_out, _ = model(inputs.to(device))
+            spread = conv_out.flatten(1).amax(dim=1) - conv_out.flatten(1).amin(dim=1)
+            constant += int((spread <= 1e-6).sum())
+            total += len(spread)
+    if total and constant == total:
+        raise TrainingError(
+            f"the {stage} output is constant on all {total} test images (dead output layer); "
+            "set decoder.model.output_activation=none or lower decoder.optim.lr, then rerun "
+            f"with --redo-from {stage}"
+        )
 
 
 def reconstruct_examples(decoder, test_set: EmbeddedImages, device, count: int = FIGURE_IMAGES):
@@ -183,6 +212,12 @@ def stage_autoencoder(run: RunDir) -> dict:
         device = best_device(run.config.trainer.accelerator)
         autoencoder.to(device)
         test_set = CachedImages(cache.images, cache.labels, rows["test"])
+        check_alive(
+            autoencoder,
+            (to_float_images(i) for i, _ in make_loader(test_set, 128, shuffle=False)),
+            "autoencoder",
+            device,
+        )
         result = evaluate_reconstruction(
             autoencoder, (images for images, _ in make_loader(test_set, 128, shuffle=False))
         )
