@@ -263,3 +263,11 @@ def test_embed_one_split_leaves_run_embeddings(smoke_run, tmp_path):
     assert main(["embed", "--run", str(smoke_run), "--split", "val", "--out", str(out)]) == 0
     assert (smoke_run / "embeddings" / "train.safetensors").stat().st_mtime_ns == before
     assert not list(tmp_path.glob(".*"))
+
+
+def test_evaluate_with_other_pca_label_replaces_pca(smoke_run):
+    assert main(["evaluate", "--run", str(smoke_run), "--pca-label", "Smiling"]) == 0
+    pca = json.loads((smoke_run / "metrics.json").read_text())["pca"]
+    assert pca["label"] == "Smiling"
+    assert "Mouth_Slightly_Open" not in pca
+    assert [p.name for p in (smoke_run / "figures").glob("pca_*.png")] == ["pca_Smiling.png"]

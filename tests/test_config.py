@@ -87,3 +87,10 @@ def test_max_images_must_be_positive():
 def test_max_images_with_synthetic_data_is_rejected():
     with pytest.raises(OlrError, match="synthetic_images"):
         resolve_config("smoke", overrides={"data": {"max_images": 10}})
+
+
+def test_bad_occlusion_settings_are_rejected_early():
+    with pytest.raises(OlrError, match="occlusion_fill"):
+        resolve_config("smoke", overrides={"siamese": {"occlusion_fill": "grey"}})
+    with pytest.raises(OlrError, match="occlusion_min"):
+        resolve_config("smoke", overrides={"siamese": {"occlusion_min": 0.8}})

@@ -366,6 +366,10 @@ def command_evaluate(args: argparse.Namespace) -> int:
     setup_logging(args.verbose, run.root / "log.txt")
     if args.pca_label:
         run.config.analysis.pca_label = args.pca_label
+    # The PCA of the previous label would otherwise stay beside the new one.
+    run.drop_metrics("pca")
+    for old_figure in run.figures.glob("pca_*.png"):
+        old_figure.unlink()
     names = ("probe", "correlation", "pca", "disagreement", "report")
     stages = [s for s in pipeline_stages() if s.name in names]
     metrics = run_pipeline(run, stages, redo_from="probe")

@@ -394,6 +394,16 @@ def validate(config: RunConfig) -> None:
     for ok, key, allowed in checks:
         if not ok:
             raise OlrError(f"config key {key!r} must be one of {', '.join(allowed)}")
+    siamese = config.siamese
+    if siamese.occlusion_fill not in ("black", "mean", "noise"):
+        raise OlrError("config key 'siamese.occlusion_fill' must be one of black, mean, noise")
+    if not 0.0 < siamese.occlusion_min <= siamese.occlusion_max <= 1.0:
+        raise OlrError(
+            "siamese.occlusion_min and siamese.occlusion_max must satisfy 0 < min <= max <= 1, "
+            f"got {siamese.occlusion_min} and {siamese.occlusion_max}"
+        )
+    if siamese.temperature <= 0:
+        raise OlrError(f"siamese.temperature must be positive, got {siamese.temperature}")
     if config.data.image_size < 16:
         raise OlrError(f"data.image_size must be at least 16 pixels, got {config.data.image_size}")
     if config.data.dataset != "synthetic" and not config.data.data_root:

@@ -325,5 +325,5 @@ def plot_edit_figures(run: RunDir, decoder, gaussians, test, cache, metrics: dic
             success,
             run.figures / "editing_success.png",
             "Edit success rate by scale (teacher crosses 0.5)",
-            "success rate",
+            "scale of the added sample",
         )

@@ -148,6 +148,15 @@ class RunDir:
         """Merge ``update`` into metrics.json."""
         write_json(self.metrics_path, merge(self.metrics(), json_safe(update)))
 
+    def drop_metrics(self, *keys: str) -> None:
+        """Remove top-level ``keys`` from metrics.json before a stage writes them anew."""
+        if not self.primary:
+            return
+        metrics = self.metrics()
+        for key in keys:
+            metrics.pop(key, None)
+        write_json(self.metrics_path, metrics)
+
     def metrics(self) -> dict:
         """Return the current metrics.json contents (empty before the first stage)."""
         if not self.metrics_path.exists():
