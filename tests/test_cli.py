@@ -271,3 +271,42 @@ def test_evaluate_with_other_pca_label_replaces_pca(smoke_run):
     assert pca["label"] == "Smiling"
     assert "Mouth_Slightly_Open" not in pca
     assert [p.name for p in (smoke_run / "figures").glob("pca_*.png")] == ["pca_Smiling.png"]
+
+
+def _fake_celeba(root, count: int = 12):
+    from olr.data.celeba import CELEBA_LABELS
+
+    images = root / "img_align_celeba"
+    images.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    rows = []
+    for index in range(1, count + 1):
+        name = f"{index:06d}.jpg"
+        pixels = rng.integers(0, 256, (40, 32, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(images / name)
+        rows.append(name + " " + " ".join(rng.choice(["-1", "1"], len(CELEBA_LABELS))))
+    rows.append("000099.jpg 1 -1")  # a row with too few columns
+    text = f"{len(rows)}\n" + " ".join(CELEBA_LABELS) + "\n" + "\n".join(rows) + "\n"
+    (root / "list_attr_celeba.txt").write_text(text)
+
+
+def test_prepare_skip_counts_bad_rows(tmp_path, capsys):
+    _fake_celeba(tmp_path / "celeba")
+    args = [
+        "prepare",
+        "--preset",
+        "smoke",
+        "--dataset",
+        "celeba",
+        "--data-root",
+        str(tmp_path / "celeba"),
+        "--out",
+        str(tmp_path / "run"),
+    ]
+    assert main(args) == 2
+    assert "list_attr_celeba.txt:15" in capsys.readouterr().err
+    assert main([*args, "--on-bad-image", "skip"]) == 0
+    data = json.loads((tmp_path / "run" / "metrics.json").read_text())["data"]
+    assert data["num_images"] == 12
+    assert data["num_dropped_rows"] == 1
+    assert "1 bad label rows skipped" in capsys.readouterr().out

@@ -314,7 +314,8 @@ def command_prepare(args: argparse.Namespace) -> int:
     data = run.metrics().get("data", {})
     print(
         f"cache: {run.cache_dir} ({data.get('num_images')} images, "
-        f"{data.get('num_skipped', 0)} skipped)"
+        f"{data.get('num_skipped', 0)} bad images and "
+        f"{data.get('num_dropped_rows', 0)} bad label rows skipped)"
     )
     return 0
 
@@ -436,6 +437,15 @@ def print_summary(run, metrics: dict) -> None:
     for name, value in rows:
         if value is not None:
             print(f"{name:26s} {_fmt(value)}")
+    teacher = get("classifier", "test", "mean_accuracy")
+    probe = get("probe", "test", "mean_accuracy")
+    majority = get("baseline", "majority", "test", "mean_accuracy")
+    for name, value in (("teacher", teacher), ("probe", probe)):
+        if value is not None and majority is not None and value <= majority:
+            print(
+                f"warning: the {name} is not above the majority baseline; train longer or "
+                "use more images before reading the analyses"
+            )
     print(f"outputs:  {run.root}")
     print(f"metrics:  {run.metrics_path}")
     if (run.root / "report.html").exists():

@@ -95,7 +95,7 @@ def stage_prepare(run: RunDir) -> dict:
             config.seed,
             data.synthetic_flip_rate,
         )
-        skipped = 0
+        skipped = dropped_rows = 0
         check_pca_label(config, cache.label_names)
     else:
         source = load_source(config)
@@ -107,6 +107,11 @@ def stage_prepare(run: RunDir) -> dict:
             source, run.cache_dir, data.image_size, data.on_bad_image, data.prepare_workers
         )
         skipped = len(source) - len(cache)
+        dropped_rows = len(source.extra.get("problems", []))
+        if dropped_rows:
+            logger.warning(
+                "dropped %d label rows with problems (--on-bad-image skip)", dropped_rows
+            )
     splits = draw_splits(config, cache)
     np.savez(run.stage_dir("prepare") / "splits.npz", **splits_dict(splits))
     sizes = {f"num_{name}": len(getattr(splits, name)) for name in SPLIT_NAMES}
@@ -117,6 +122,7 @@ def stage_prepare(run: RunDir) -> dict:
             "image_size": data.image_size,
             "num_images": len(cache),
             "num_skipped": skipped,
+            "num_dropped_rows": dropped_rows,
             "num_labels": len(cache.label_names),
             "label_names": list(cache.label_names),
             "label_frequency": dict(zip(cache.label_names, cache.labels.mean(axis=0).tolist())),
