@@ -310,3 +310,24 @@ def test_prepare_skip_counts_bad_rows(tmp_path, capsys):
     assert data["num_images"] == 12
     assert data["num_dropped_rows"] == 1
     assert "1 bad label rows skipped" in capsys.readouterr().out
+
+
+def test_prepare_lists_bad_rows_and_bad_images_together(tmp_path, capsys):
+    _fake_celeba(tmp_path / "celeba")
+    (tmp_path / "celeba" / "img_align_celeba" / "000003.jpg").write_bytes(b"not a jpeg")
+    args = [
+        "prepare",
+        "--preset",
+        "smoke",
+        "--dataset",
+        "celeba",
+        "--data-root",
+        str(tmp_path / "celeba"),
+        "--out",
+        str(tmp_path / "run"),
+    ]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "list_attr_celeba.txt:15" in err
+    assert "000003.jpg" in err
+    assert not (tmp_path / "run" / "cache" / "meta.json").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,11 @@ SPLIT_NAMES = ("train", "val", "test")
 
 
 def load_source(config: RunConfig):
-    """Read the configured dataset's file list and labels (not the pixels)."""
+    """Read the configured dataset's file list and labels (not the pixels).
+
+    Bad label rows are always dropped here and kept in ``source.extra["problems"]``, so that
+    ``stage_prepare`` can list them together with the bad images in one error.
+    """
     data = config.data
     if data.dataset == "celeba":
         from olr.data.celeba import load_celeba
@@ -38,13 +43,13 @@ def load_source(config: RunConfig):
             Path(data.data_root),
             label_names=data.labels,
             drop=tuple(data.drop_labels),
-            on_bad=data.on_bad_image,
+            on_bad="skip",
         )
     elif data.dataset == "folder":
         from olr.data.folder import load_folder
 
         csv = Path(data.labels_csv) if data.labels_csv else None
-        source = load_folder(Path(data.data_root), csv, on_bad=data.on_bad_image)
+        source = load_folder(Path(data.data_root), csv, on_bad="skip")
         if data.labels:
             source = select_labels(source, data.labels)
     else:
@@ -103,9 +108,7 @@ def stage_prepare(run: RunDir) -> dict:
         check_pca_label(config, source.label_names)
         check_split_inputs(config, source.groups, source.partition)
         logger.info("decoding %d images of %s at %d px", len(source), source.name, data.image_size)
-        cache = prepare_cache(
-            source, run.cache_dir, data.image_size, data.on_bad_image, data.prepare_workers
-        )
+        cache = prepare_checked_cache(run, source)
         skipped = len(source) - len(cache)
         dropped_rows = len(source.extra.get("problems", []))
         if dropped_rows:
@@ -154,6 +157,31 @@ def check_split_inputs(config: RunConfig, groups, partition) -> None:
         raise DataError("data.split=person needs identity_CelebA.txt (or a group column)")
     if split == "official" and partition is None:
         raise DataError("data.split=official needs list_eval_partition.txt in the data root")
+
+
+def prepare_checked_cache(run: RunDir, source) -> ImageCache:
+    """Decode ``source`` into the cache; in error mode, list bad rows and bad images together."""
+    from olr.data.celeba import summarize_problems
+
+    data = run.config.data
+    row_problems = list(source.extra.get("problems", []))
+    strict = data.on_bad_image == "error"
+    hint = "fix them or pass --on-bad-image skip to drop them"
+    try:
+        cache = prepare_cache(
+            source, run.cache_dir, data.image_size, data.on_bad_image, data.prepare_workers
+        )
+    except DataError as error:
+        if strict and row_problems:
+            raise DataError(
+                f"invalid label rows, {summarize_problems(row_problems)}\nand {error}"
+            ) from error
+        raise
+    if strict and row_problems:
+        # The cache of the good rows must not look like a finished prepare stage.
+        shutil.rmtree(run.cache_dir, ignore_errors=True)
+        raise DataError(f"invalid label rows, {summarize_problems(row_problems)}\n{hint}")
+    return cache
 
 
 def draw_splits(config: RunConfig, cache: ImageCache) -> Splits:
