@@ -1,10 +1,10 @@
 """Diagnose why measured edits fail: does the teacher still read the labels on reconstructions?
 
 Example: ``python benchmarks/edit_diagnosis.py runs/celeba64``. For the test split it prints the
-teacher's mean accuracy on the real images and on their decoded reconstructions, and how far the
-teacher's probability of each label moves when that label's vector is zeroed or replaced by a
-sample of its fitted distribution. A decoder whose output barely depends on a label's vector
-cannot make an edit that the teacher notices, whatever the distribution fit.
+teacher's mean accuracy on the real images and on their decoded reconstructions. It also prints
+how far the teacher's probability of each label moves when that label's vector is zeroed or
+replaced by a sample of its fitted distribution. A decoder whose output barely depends on a
+label's vector cannot make an edit that the teacher notices, whatever the distribution fit.
 """
 
 from __future__ import annotations

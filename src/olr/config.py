@@ -28,7 +28,7 @@ TARGET_MODES = ("occlusion", "temperature", "hard")
 
 @dataclass
 class DataConfig:
-    """Where the images and labels come from and how they are split.
+    """Source of the images and labels, and how they are split.
 
     Attributes:
         dataset: ``celeba``, ``folder`` (images plus a CSV of labels) or ``synthetic`` (built in).
