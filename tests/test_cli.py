@@ -331,3 +331,13 @@ def test_prepare_lists_bad_rows_and_bad_images_together(tmp_path, capsys):
     assert "list_attr_celeba.txt:15" in err
     assert "000003.jpg" in err
     assert not (tmp_path / "run" / "cache" / "meta.json").exists()
+
+
+def test_version_and_verbose_after_subcommand(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.startswith("olr ")
+    args = build_parser().parse_args(["report", "--run", "x", "-v"])
+    assert args.verbose is True
+    assert build_parser().parse_args(["report", "--run", "x"]).verbose is False

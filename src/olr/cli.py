@@ -16,6 +16,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from olr import __version__
 from olr.errors import OlrError
 
 logger = logging.getLogger("olr")
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         "what the embeddings capture.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"olr {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     formatter = argparse.ArgumentDefaultsHelpFormatter
@@ -194,6 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     edit.add_argument("--seed", type=int, default=0, help="seed of the sampled vectors")
     edit.add_argument("--out", type=Path, default=Path("edited.png"), help="output PNG")
+    for subparser in commands.choices.values():
+        subparser.add_argument(
+            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging"
+        )
     return parser
 
 

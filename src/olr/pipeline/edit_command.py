@@ -93,7 +93,14 @@ def edit_image(
     decoder = load_decoder(run)
     embedding = torch.from_numpy(embed_images(embedder, pixels[None]))  # (1, L, k)
     train = load_embeddings(run.root / "embeddings" / "train.safetensors")
-    gaussians = fit_label_gaussians(train.embeddings, train.labels, train.label_names)
+    # The shrinkage warnings were logged once by the editing stage; one edit need not repeat them.
+    editing_logger = logging.getLogger("olr.analysis.editing")
+    level = editing_logger.level
+    editing_logger.setLevel(logging.ERROR)
+    try:
+        gaussians = fit_label_gaussians(train.embeddings, train.labels, train.label_names)
+    finally:
+        editing_logger.setLevel(level)
     edited = edit_embeddings(embedding, gaussians, add_idx, remove_idx, scale, seed, remove_mode)
     with torch.no_grad():
         _, decoded = decoder(torch.cat([embedding, edited]))
