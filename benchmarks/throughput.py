@@ -206,18 +206,7 @@ def build_module(config: RunConfig, num_labels: int, device: torch.device):
     torch.manual_seed(SEED)
     siamese = config.siamese
     teacher = Classifier(num_labels, config.classifier.model)
-    module = SiameseModule(
-        num_labels,
-        to_dict(siamese.model),
-        to_dict(siamese.optim),
-        siamese.target,
-        siamese.temperature,
-        siamese.occlusion_min,
-        siamese.occlusion_max,
-        siamese.occlusion_fill,
-        siamese.collapse_fraction,
-        teacher=teacher,
-    )
+    module = SiameseModule.from_stage(num_labels, siamese, teacher)
     module.to(device).train()
     # The training schedule only scales the learning rate, which costs nothing per step.
     optimizer = torch.optim.Adam(

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from olr.analysis.inputs import check_label_embeddings
 from olr.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -199,15 +200,7 @@ def analyse_correlations(
         "embedding_fidelity" and "label_fidelity".
     """
     label_names = list(label_names)
-    embeddings, labels = np.asarray(embeddings), np.asarray(labels)
-    if embeddings.ndim != 3 or labels.shape != embeddings.shape[:2]:
-        raise DataError(
-            f"embeddings {embeddings.shape} and labels {labels.shape} must be (N, L, k) and (N, L)"
-        )
-    if len(label_names) != labels.shape[1]:
-        raise DataError(
-            f"got {len(label_names)} label names for {labels.shape[1]} labels: pass one per column"
-        )
+    embeddings, labels = check_label_embeddings(embeddings, labels, label_names)
     embedding_corr = embedding_norm_correlation(embeddings)
     label_corr = label_correlation(labels)
     metrics: dict = {

@@ -19,6 +19,7 @@ import torch
 from torchmetrics.functional import spearman_corrcoef
 from torchmetrics.functional.classification import binary_auroc
 
+from olr.analysis.inputs import check_label_embeddings
 from olr.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -170,15 +171,7 @@ def pca_table(
         One JSON-safe row per label: {"label", "evr1", "evr2", "auc", "spearman_truth"}. evr2 is
         None when k = 1.
     """
-    embeddings, labels = np.asarray(embeddings), np.asarray(labels)
-    if embeddings.ndim != 3 or labels.shape != embeddings.shape[:2]:
-        raise DataError(
-            f"embeddings {embeddings.shape} and labels {labels.shape} must be (N, L, k) and (N, L)"
-        )
-    if len(label_names) != labels.shape[1]:
-        raise DataError(
-            f"got {len(label_names)} label names for {labels.shape[1]} labels: pass one per column"
-        )
+    embeddings, labels = check_label_embeddings(embeddings, labels, label_names)
     if truth_intensities is not None and np.shape(truth_intensities) != labels.shape:
         raise DataError(
             f"truth_intensities must have shape {labels.shape}, got {np.shape(truth_intensities)}"

@@ -324,18 +324,7 @@ def train_siamese(run: RunDir, stage: str, target: str, teacher) -> tuple[Siames
     cache = ImageCache.open(run.cache_dir)
     rows = load_splits(run)
     torch.manual_seed(config.seed)
-    module = SiameseModule(
-        len(cache.label_names),
-        to_dict(siamese.model),
-        to_dict(siamese.optim),
-        target,
-        siamese.temperature,
-        siamese.occlusion_min,
-        siamese.occlusion_max,
-        siamese.occlusion_fill,
-        siamese.collapse_fraction,
-        teacher=teacher,
-    )
+    module = SiameseModule.from_stage(len(cache.label_names), siamese, teacher, target)
     # A batch of 2B images forms B pairs, so one epoch uses every image once.
     pairs = siamese.optim.batch_size
     trainer, checkpoint = build_trainer(

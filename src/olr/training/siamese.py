@@ -10,7 +10,7 @@ from __future__ import annotations
 import lightning.pytorch as pl
 import torch
 
-from olr.config import OptimConfig, from_dict
+from olr.config import OptimConfig, SiameseStage, from_dict, to_dict
 from olr.errors import TrainingError
 from olr.models.classifier import Classifier
 from olr.models.siamese import SiameseConfig, SiameseEmbedder, olr_loss
@@ -61,6 +61,35 @@ class SiameseModule(pl.LightningModule):
         if teacher is not None:
             teacher.requires_grad_(False).eval()
         self._epoch_zero_fraction: list[float] = []
+
+    @classmethod
+    def from_stage(
+        cls,
+        num_labels: int,
+        stage: SiameseStage,
+        teacher: Classifier | None,
+        target: str | None = None,
+    ) -> SiameseModule:
+        """Build the module from the ``siamese`` section of the run config.
+
+        Args:
+            num_labels: L.
+            stage: model, optimizer, target and occlusion settings.
+            teacher: the trained classifier, or None for the ``hard`` target.
+            target: overrides ``stage.target`` (the ablation trains every mode).
+        """
+        return cls(
+            num_labels,
+            to_dict(stage.model),
+            to_dict(stage.optim),
+            target or stage.target,
+            stage.temperature,
+            stage.occlusion_min,
+            stage.occlusion_max,
+            stage.occlusion_fill,
+            stage.collapse_fraction,
+            teacher=teacher,
+        )
 
     def train(self, mode: bool = True):
         """Switch to training mode but keep the frozen teacher in eval mode."""
