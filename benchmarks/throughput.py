@@ -4,7 +4,7 @@ The training step is step 2 of Karatsiolis and Kamilaris (ICPRAM 2021). It occlu
 runs the frozen teacher for p(a) and p(b), and embeds both halves with the Siamese model. The loss
 is the MSE between row-wise dot products and p(a) * p(b). Models have random weights, which
 costs the same time per step as trained ones. Achieved FLOP/s is the FLOP count of one step
-(``torch.utils.flop_counter.FlopCounterMode``) over the measured model-only step time; the peak
+(``torch.utils.flop_counter.FlopCounterMode``) over the measured model-only step time. The peak
 is that of a large float32 ``torch.mm`` on the same device, 2 n^3 FLOPs per product.
 
 Example::

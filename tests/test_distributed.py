@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 
-def test_two_process_ddp_run_writes_one_set_of_outputs(tmp_path):
+def test_two_process_ddp_run(tmp_path):
     out = tmp_path / "ddp"
     command = [
         sys.executable,

@@ -1,8 +1,9 @@
 """Compute label embeddings of images and read or write them as safetensors files.
 
-File format (``embeddings/<split>.safetensors``), readable with ``safetensors.numpy.load_file``:
-tensors ``embeddings`` (N, L, k) float32 in (image, label, dim) order, ``labels`` (N, L) uint8 and
-``indices`` (N,) int64 rows of the image cache; metadata ``label_names`` and ``ids`` as JSON lists.
+File format: ``embeddings/<split>.safetensors``, readable with ``safetensors.numpy.load_file``.
+Its tensors are ``embeddings`` (N, L, k) float32 in (image, label, dim) order, ``labels`` (N, L)
+uint8 and ``indices`` (N,) int64 rows of the image cache. Its metadata holds ``label_names`` and
+``ids`` as JSON lists.
 """
 
 from __future__ import annotations

@@ -9,8 +9,9 @@ from torch import nn
 
 @dataclass
 class TrunkConfig:
-    """Shape of a plain VGG-style trunk: stages of 3x3 convolutions, each stage ending in a 2x2
-    max-pool that halves the map.
+    """Shape of a plain VGG-style trunk of 3x3 convolutions in stages.
+
+    Each stage ends in a 2x2 max-pool that halves the map.
 
     Attributes:
         channels: output channels of each stage; four stages take 64 x 64 input to 4 x 4 maps,

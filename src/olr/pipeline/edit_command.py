@@ -38,12 +38,12 @@ def load_image(run: RunDir, image: str, cache: ImageCache) -> np.ndarray:
     return np.asarray(cache.images[row])
 
 
-def label_indices(names: list[str], wanted: list[str], option: str) -> list[int]:
+def label_indices(names: list[str], requested: list[str], option: str) -> list[int]:
     """Map label names to indices; OlrError lists the valid names for an unknown one."""
-    unknown = [name for name in wanted if name not in names]
+    unknown = [name for name in requested if name not in names]
     if unknown:
         raise OlrError(f"{option} {unknown[0]!r} is not a label; choose from {', '.join(names)}")
-    return [names.index(name) for name in wanted]
+    return [names.index(name) for name in requested]
 
 
 def edit_image(

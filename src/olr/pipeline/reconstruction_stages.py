@@ -1,8 +1,8 @@
 """Pipeline stages that decode embeddings back to images and measure attribute edits.
 
-Karatsiolis and Kamilaris (ICPRAM 2021), items 5 and 6 of their evaluation: a decoder trained on
-the frozen embeddings of the training split, and edits that replace one label's vector with a
-sample of that label's fitted normal distribution (add) or with zero (remove).
+Karatsiolis and Kamilaris (ICPRAM 2021), items 5 and 6 of their evaluation. A decoder is trained
+on the frozen embeddings of the training split. An edit replaces one label's vector with a sample
+of that label's fitted normal distribution (add) or with zero (remove).
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ class MemmapImages(Dataset):
     """Base of datasets whose ``images`` attribute is a read-only memmap of the cache."""
 
     def __getstate__(self) -> dict:
-        # A memmap pickles as a full in-memory copy (19 GB for CelebA at 178 px); spawned loader
-        # workers get the file name instead and map the file again.
+        # A memmap pickles as a full in-memory copy (19 GB for CelebA at 178 px), so spawned
+        # loader workers get the file name instead and map the file again.
         state = dict(self.__dict__)
         if isinstance(self.images, np.memmap) and self.images.filename:
             state["images"] = None

@@ -1,8 +1,8 @@
 """Random rectangular occlusion of a whole batch at once, on the device of the batch.
 
 Karatsiolis and Kamilaris (ICPRAM 2021), step 2: each training image is covered by one
-rectangle whose height and width are drawn independently and uniformly between 0.33 and 0.66 of
-the image height and width, placed at a random position fully inside the image. Occluding softens
+rectangle at a random position fully inside the image. Its height and width are drawn
+independently and uniformly between 0.33 and 0.66 of the image height and width. Occluding softens
 the teacher's over-confident probabilities, so the joint targets carry how labels interact.
 """
 

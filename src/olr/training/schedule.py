@@ -10,8 +10,8 @@ import torch
 def learning_rate_factor(step: int, warmup_steps: int, total_steps: int, cosine: bool) -> float:
     """Return the factor on the peak learning rate at optimizer step ``step`` (0-based).
 
-    Linear warm-up from 1 / warmup_steps to 1, then, with ``cosine``, a half cosine from 1 down to
-    0.05 at ``total_steps``; the floor keeps late steps from being wasted.
+    The factor rises linearly from 1 / warmup_steps to 1. With ``cosine`` it then falls along a
+    half cosine to 0.05 at ``total_steps``, a floor that keeps late steps useful.
     """
     if warmup_steps > 0 and step < warmup_steps:
         return (step + 1) / warmup_steps

@@ -90,8 +90,9 @@ def _make_trainer(config, stage_dir, stage, max_epochs, checkpoint, grad_clip) -
 def fit(trainer: pl.Trainer, module, train_loader, val_loader, ckpt_path: str | None) -> None:
     """Run ``trainer.fit``; turn Lightning's exit on Ctrl-C back into KeyboardInterrupt.
 
-    Lightning handles SIGINT by stopping the loop and calling ``sys.exit(1)``, which would end
-    the command with no message; the CLI reports an interrupt and how to resume instead.
+    Lightning 2.6 (``trainer/call.py``) handles SIGINT by stopping the loop and calling
+    ``sys.exit(1)``, which would end the command with no message. The CLI instead reports the
+    interrupt and how to resume.
     """
     try:
         trainer.fit(module, train_loader, val_loader, ckpt_path=ckpt_path)
